@@ -1,0 +1,355 @@
+//! One function per CLI verb. Each does its work through `coffer-client` and reports
+//! through [`Output`].
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use coffer_client::profile::LastBackup;
+use coffer_client::{
+    BackupOptions, ClientError, Config, Mode, Profile, Storage, StorageUrl, StoredBackup,
+};
+use coffer_format::{BackupKey, Cipher, HEADER_LEN};
+use serde_json::json;
+use zeroize::Zeroizing;
+
+use crate::output::{human_bytes, Output};
+
+pub fn profile(dir: Option<PathBuf>) -> Result<Profile> {
+    Ok(Profile::at(match dir {
+        Some(d) => d,
+        None => Profile::default_dir()?,
+    }))
+}
+
+fn usage(msg: impl Into<String>) -> anyhow::Error {
+    ClientError::Usage(msg.into()).into()
+}
+
+/// The storage named on the command line, else the profile's.
+fn storage(config: &Config, arg: Option<String>) -> Result<Storage> {
+    let text = arg.or_else(|| config.storage.clone()).ok_or_else(|| {
+        usage("no storage location: pass --to/--from STORAGE, or set one with `coffer enable --storage`")
+    })?;
+    Ok(Storage::open(&StorageUrl::parse(&text)?)?)
+}
+
+fn cipher(config: &Config) -> Result<Cipher> {
+    match &config.cipher {
+        None => Ok(Cipher::default()),
+        Some(name) => Cipher::from_name(name).ok_or_else(|| {
+            usage(format!(
+                "unknown cipher {name:?}; use aes-256-gcm or chacha20-poly1305"
+            ))
+        }),
+    }
+}
+
+/// The key from standard input, the profile, or a prompt, in that order.
+fn obtain_key(profile: &Profile, key_stdin: bool) -> Result<BackupKey> {
+    if key_stdin {
+        let mut text = Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_to_string(&mut text)
+            .context("cannot read the key from standard input")?;
+        return BackupKey::parse(&text).map_err(|e| usage(e.to_string()));
+    }
+    if profile.has_key() {
+        return Ok(profile.load_key()?);
+    }
+    if std::io::stdin().is_terminal() {
+        eprint!("Enter your 64-digit backup key: ");
+        std::io::stderr().flush().ok();
+        let mut line = Zeroizing::new(String::new());
+        std::io::stdin()
+            .read_line(&mut line)
+            .context("cannot read the key")?;
+        return BackupKey::parse(&line).map_err(|e| usage(e.to_string()));
+    }
+    Err(usage(
+        "this profile has no key; pass --key-stdin and write the 64-digit key to standard input",
+    ))
+}
+
+pub fn enable(
+    out: &Output,
+    profile: &Profile,
+    storage_arg: Option<String>,
+    cipher_arg: Option<String>,
+) -> Result<()> {
+    let mut config = profile.load_config()?;
+    if profile.has_key() {
+        return Err(usage(format!(
+            "encrypted backups are already enabled in {}; run `coffer disable` first to start over with a new key",
+            profile.dir().display()
+        )));
+    }
+    if let Some(name) = &cipher_arg {
+        Cipher::from_name(name).ok_or_else(|| {
+            usage(format!(
+                "unknown cipher {name:?}; use aes-256-gcm or chacha20-poly1305"
+            ))
+        })?;
+        config.cipher = cipher_arg;
+    }
+    if let Some(s) = &storage_arg {
+        config.storage = Some(StorageUrl::parse(s)?.display());
+    }
+    let key = BackupKey::generate()?;
+    profile.save_key(&key)?;
+    config.mode = Some(Mode::Key);
+    profile.save_config(&config)?;
+    let shown = key.to_display();
+    out.json(json!({"ok": true, "mode": "key", "key": shown.as_str(), "key_id": key.id().to_string(), "profile": profile.dir()}));
+    out.say("Encrypted backups are on. Your 64-digit backup key:");
+    out.say("");
+    out.say(format!("    {}", shown.as_str()));
+    out.say("");
+    out.say("Write it down and keep it safe. Without it your backups cannot be restored, and nobody can reset it.");
+    out.say(format!("Key id (safe to share): {}", key.id()));
+    Ok(())
+}
+
+pub async fn backup(
+    out: &Output,
+    profile: &Profile,
+    paths: &[PathBuf],
+    to: Option<String>,
+) -> Result<()> {
+    let mut config = profile.load_config()?;
+    let key = profile.load_key()?;
+    let storage = storage(&config, to)?;
+    let options = BackupOptions {
+        cipher: cipher(&config)?,
+        compression_level: config.compression_level.unwrap_or(1),
+    };
+    let started = std::time::Instant::now();
+    let report = coffer_client::backup(&storage, &key, paths, options, out.progress()).await?;
+    let secs = started.elapsed().as_secs_f64();
+    config.last_backup = Some(LastBackup {
+        id: report.id.clone(),
+        stored_bytes: report.stored_bytes,
+        storage: storage.url().display(),
+    });
+    profile.save_config(&config)?;
+    out.json(
+        json!({"ok": true, "backup": report, "storage": storage.url().display(), "seconds": secs}),
+    );
+    let c = &report.contents;
+    out.say(format!(
+        "Backed up {} files, {} folders, {} symlinks ({}) as {} ({} stored, {}) in {:.1} s.",
+        c.files,
+        c.directories,
+        c.symlinks,
+        human_bytes(c.bytes),
+        report.id,
+        human_bytes(report.stored_bytes),
+        report.cipher,
+        secs
+    ));
+    if c.skipped > 0 {
+        out.say(format!("Skipped {} sockets, FIFOs or devices.", c.skipped));
+    }
+    Ok(())
+}
+
+/// The key id recorded in a stored backup's header, if readable.
+async fn key_id_of(storage: &Storage, b: &StoredBackup) -> Option<String> {
+    let head = storage.read_range(b, 0, HEADER_LEN as u64).await.ok()?;
+    coffer_format::read_header_info(&head[..])
+        .ok()
+        .map(|h| h.key_id.to_string())
+}
+
+pub async fn list(out: &Output, profile: &Profile, from: Option<String>) -> Result<()> {
+    let config = profile.load_config()?;
+    let storage = storage(&config, from)?;
+    let backups = storage.list().await?;
+    let mut rows = Vec::new();
+    for b in &backups {
+        let key_id = key_id_of(&storage, b).await;
+        rows.push(json!({
+            "id": b.id,
+            "time": humantime::format_rfc3339_seconds(b.created).to_string(),
+            "size": b.size,
+            "key_id": key_id,
+        }));
+    }
+    out.json(json!({"ok": true, "storage": storage.url().display(), "backups": rows}));
+    if backups.is_empty() {
+        out.say(format!("No backups in {}.", storage.url().display()));
+        return Ok(());
+    }
+    out.say(format!(
+        "{:<26} {:<21} {:>10}  {}",
+        "ID", "TIME (UTC)", "SIZE", "KEY ID"
+    ));
+    for (b, row) in backups.iter().zip(&rows) {
+        out.say(format!(
+            "{:<26} {:<21} {:>10}  {}",
+            b.id,
+            row["time"].as_str().unwrap_or(""),
+            human_bytes(b.size),
+            row["key_id"].as_str().unwrap_or("(unreadable)")
+        ));
+    }
+    Ok(())
+}
+
+pub async fn verify(
+    out: &Output,
+    profile: &Profile,
+    from: Option<String>,
+    id: Option<String>,
+    key_stdin: bool,
+) -> Result<()> {
+    let config = profile.load_config()?;
+    let storage = storage(&config, from)?;
+    let key = obtain_key(profile, key_stdin)?;
+    let report = coffer_client::verify(&storage, &key, id.as_deref(), out.progress()).await?;
+    out.json(json!({"ok": true, "verified": report}));
+    let c = &report.contents;
+    out.say(format!(
+        "Backup {} is intact: {} stored bytes authenticated; {} files, {} folders, {} symlinks ({}).",
+        report.id,
+        report.stored_bytes,
+        c.files,
+        c.directories,
+        c.symlinks,
+        human_bytes(c.bytes)
+    ));
+    Ok(())
+}
+
+pub async fn restore(
+    out: &Output,
+    profile: &Profile,
+    from: Option<String>,
+    id: Option<String>,
+    key_stdin: bool,
+    into: &Path,
+) -> Result<()> {
+    let mut config = profile.load_config()?;
+    let storage = storage(&config, from)?;
+    let key = obtain_key(profile, key_stdin)?;
+    let report =
+        coffer_client::restore(&storage, &key, id.as_deref(), into, out.progress()).await?;
+    // A new device restoring with its key carries on backing up with the same key.
+    let adopted = !profile.has_key();
+    if adopted {
+        profile.save_key(&key)?;
+        config.mode = Some(Mode::Key);
+        config
+            .storage
+            .get_or_insert_with(|| storage.url().display());
+        profile.save_config(&config)?;
+    }
+    out.json(json!({"ok": true, "restored": report, "into": into, "profile_enabled": adopted}));
+    let c = &report.contents;
+    out.say(format!(
+        "Restored backup {} into {}: {} files, {} folders, {} symlinks ({}).",
+        report.id,
+        into.display(),
+        c.files,
+        c.directories,
+        c.symlinks,
+        human_bytes(c.bytes)
+    ));
+    if adopted {
+        out.say("This profile now makes its backups with the same key.");
+    }
+    Ok(())
+}
+
+pub async fn decrypt(
+    out: &Output,
+    profile: &Profile,
+    from: Option<String>,
+    id: Option<String>,
+    key_stdin: bool,
+    output: &Path,
+) -> Result<()> {
+    let config = profile.load_config()?;
+    let storage = storage(&config, from)?;
+    let key = obtain_key(profile, key_stdin)?;
+    let b = coffer_client::export_payload(&storage, &key, id.as_deref(), output).await?;
+    out.json(json!({"ok": true, "id": b.id, "output": output}));
+    out.say(format!(
+        "Wrote the authenticated payload of {} (zstd-compressed tar) to {}.",
+        b.id,
+        output.display()
+    ));
+    Ok(())
+}
+
+pub async fn status(out: &Output, profile: &Profile) -> Result<()> {
+    let config = profile.load_config()?;
+    let enabled = profile.has_key();
+    let key_id = if enabled {
+        Some(profile.load_key()?.id().to_string())
+    } else {
+        None
+    };
+    let stored = match (&config.storage, enabled) {
+        (Some(_), true) => {
+            let s = storage(&config, None)?;
+            Some(s.list().await.map(|v| v.len()))
+        }
+        _ => None,
+    };
+    let count = stored.as_ref().and_then(|r| r.as_ref().ok().copied());
+    out.json(json!({
+        "ok": true,
+        "profile": profile.dir(),
+        "enabled": enabled,
+        "mode": config.mode,
+        "key_id": key_id,
+        "storage": config.storage,
+        "backups_stored": count,
+        "last_backup": config.last_backup,
+    }));
+    out.say(format!("Profile:     {}", profile.dir().display()));
+    if !enabled {
+        out.say("Encrypted backups: off (run `coffer enable --key`)");
+        return Ok(());
+    }
+    out.say("Encrypted backups: on, protected by a 64-digit key");
+    out.say(format!("Key id:      {}", key_id.unwrap_or_default()));
+    out.say(format!(
+        "Storage:     {}",
+        config.storage.as_deref().unwrap_or("(none set; pass --to)")
+    ));
+    match stored {
+        Some(Ok(n)) => out.say(format!("Stored:      {n} backups")),
+        Some(Err(e)) => out.say(format!("Stored:      unknown ({e})")),
+        None => {}
+    }
+    match &config.last_backup {
+        Some(b) => out.say(format!(
+            "Last backup: {} ({}, in {})",
+            b.id,
+            human_bytes(b.stored_bytes),
+            b.storage
+        )),
+        None => out.say("Last backup: none yet"),
+    }
+    Ok(())
+}
+
+pub fn disable(out: &Output, profile: &Profile, yes: bool) -> Result<()> {
+    if !profile.has_key() {
+        return Err(usage("encrypted backups are not enabled in this profile"));
+    }
+    if !yes {
+        return Err(usage(
+            "this deletes the key from this device; backups stay restorable only with the key you wrote down. Pass --yes to confirm",
+        ));
+    }
+    profile.remove_key()?;
+    let mut config = profile.load_config()?;
+    config.mode = None;
+    profile.save_config(&config)?;
+    out.json(json!({"ok": true, "enabled": false}));
+    out.say("Encrypted backups are off and the key is deleted from this device. Stored backups were left in place.");
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! `coffer`: end-to-end encrypted backups. A thin shell over `coffer-client`.
+
+mod commands;
+mod demo;
+mod exit;
+mod output;
+mod treecmp;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::output::Output;
+
+#[derive(Parser)]
+#[command(
+    name = "coffer",
+    version,
+    about = "End-to-end encrypted backups guarded by a key only you hold",
+    after_help = "Exit codes: 0 ok, 1 other error, 2 usage error, 3 wrong key or password, \
+4 record locked, 5 integrity failure, 6 I/O or storage error, 7 server unreachable, 8 not found."
+)]
+struct Cli {
+    /// Profile directory (default: $XDG_CONFIG_HOME/coffer or ~/.config/coffer).
+    #[arg(long, global = true, env = "COFFER_PROFILE", value_name = "DIR")]
+    profile: Option<PathBuf>,
+    /// Machine-readable JSON on standard output.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Walk through a whole backup and restore on embedded defaults.
+    Demo(DemoArgs),
+    /// Start encrypted backups, protected by a new 64-digit key.
+    Enable(EnableArgs),
+    /// Make one encrypted backup of files and folders.
+    Backup(BackupArgs),
+    /// List the stored backups.
+    List(FromArgs),
+    /// Download and authenticate a stored backup without writing any file.
+    Verify(SelectArgs),
+    /// Restore a backup into a new folder (on this or a brand-new device).
+    Restore(RestoreArgs),
+    /// Write a backup's decrypted payload (a zstd-compressed tar) to a file.
+    Decrypt(DecryptArgs),
+    /// Show this profile's mode, storage and last backup.
+    Status,
+    /// Stop encrypted backups and forget the key on this device.
+    Disable(DisableArgs),
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    /// Keep the demo's files in this (new) folder instead of a temporary one.
+    #[arg(long, value_name = "DIR")]
+    keep: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct EnableArgs {
+    /// Protect backups with a 64-digit key, shown once.
+    #[arg(long, required = true)]
+    key: bool,
+    /// Default storage location (folder path or file:/// URL).
+    #[arg(long, value_name = "STORAGE")]
+    storage: Option<String>,
+    /// Chunk cipher: aes-256-gcm (default) or chacha20-poly1305.
+    #[arg(long, value_name = "NAME")]
+    cipher: Option<String>,
+}
+
+#[derive(Args)]
+struct BackupArgs {
+    /// Files and folders to back up.
+    #[arg(required = true, value_name = "PATH")]
+    paths: Vec<PathBuf>,
+    /// Storage location (default: the profile's).
+    #[arg(long, value_name = "STORAGE")]
+    to: Option<String>,
+}
+
+#[derive(Args)]
+struct FromArgs {
+    /// Storage location (default: the profile's).
+    #[arg(long, value_name = "STORAGE")]
+    from: Option<String>,
+}
+
+#[derive(Args)]
+struct SelectArgs {
+    #[command(flatten)]
+    from: FromArgs,
+    /// Backup id (default: the newest).
+    #[arg(long, value_name = "ID")]
+    backup: Option<String>,
+    /// Read the 64-digit key from standard input instead of the profile.
+    #[arg(long)]
+    key_stdin: bool,
+}
+
+#[derive(Args)]
+struct RestoreArgs {
+    #[command(flatten)]
+    select: SelectArgs,
+    /// Folder to restore into; must not exist, or be empty.
+    #[arg(long, value_name = "DIR")]
+    into: PathBuf,
+}
+
+#[derive(Args)]
+struct DecryptArgs {
+    #[command(flatten)]
+    select: SelectArgs,
+    /// File to write the payload to (appears only once fully authenticated).
+    #[arg(long, value_name = "FILE")]
+    output: PathBuf,
+}
+
+#[derive(Args)]
+struct DisableArgs {
+    /// Confirm: the key is deleted from this device.
+    #[arg(long)]
+    yes: bool,
+}
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
+        }
+    };
+    let out = Output::new(cli.json);
+    let code = match run(cli, &out) {
+        Ok(()) => exit::OK,
+        Err(e) => out.error(&e),
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli, out: &Output) -> anyhow::Result<()> {
+    let profile = commands::profile(cli.profile)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Demo(a) => demo::run(out, a.keep).await,
+            Command::Enable(a) => commands::enable(out, &profile, a.storage, a.cipher),
+            Command::Backup(a) => commands::backup(out, &profile, &a.paths, a.to).await,
+            Command::List(a) => commands::list(out, &profile, a.from).await,
+            Command::Verify(a) => {
+                commands::verify(out, &profile, a.from.from, a.backup, a.key_stdin).await
+            }
+            Command::Restore(a) => {
+                let s = a.select;
+                commands::restore(out, &profile, s.from.from, s.backup, s.key_stdin, &a.into).await
+            }
+            Command::Decrypt(a) => {
+                let s = a.select;
+                commands::decrypt(out, &profile, s.from.from, s.backup, s.key_stdin, &a.output)
+                    .await
+            }
+            Command::Status => commands::status(out, &profile).await,
+            Command::Disable(a) => commands::disable(out, &profile, a.yes),
+        }
+    })
+}

@@ -1,0 +1,281 @@
+//! The tar layer: packing source paths and unpacking safely into a staging directory.
+//!
+//! Archives hold only directories, regular files and symlinks, under relative paths. On
+//! the way in, anything else (absolute paths, `..`, hard links, devices) is refused rather
+//! than silently rewritten.
+
+use std::collections::HashSet;
+use std::ffi::OsStr;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::path::{Component, Path, PathBuf};
+
+use filetime::FileTime;
+use serde::Serialize;
+use tar::{Builder, EntryType, HeaderMode};
+
+use crate::error::ClientError;
+
+/// What an archive held.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ArchiveSummary {
+    pub files: u64,
+    pub directories: u64,
+    pub symlinks: u64,
+    /// Bytes of file content.
+    pub bytes: u64,
+    /// Sockets, FIFOs and devices met while packing, which are not backed up.
+    pub skipped: u64,
+}
+
+/// Total size of the regular files under `sources`, for progress reporting.
+pub fn measure(sources: &[PathBuf]) -> u64 {
+    fn walk(p: &Path, total: &mut u64) {
+        let Ok(md) = fs::symlink_metadata(p) else {
+            return;
+        };
+        if md.is_file() {
+            *total += md.len();
+        } else if md.is_dir() {
+            if let Ok(rd) = fs::read_dir(p) {
+                for e in rd.flatten() {
+                    walk(&e.path(), total);
+                }
+            }
+        }
+    }
+    let mut total = 0;
+    for s in sources {
+        walk(s, &mut total);
+    }
+    total
+}
+
+/// The archive names of `sources`: each source is stored under its own final component.
+/// Fails on a path without a name (such as `/`) or on two sources with the same name.
+pub fn source_names(sources: &[PathBuf]) -> Result<Vec<(PathBuf, PathBuf)>, ClientError> {
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for src in sources {
+        let abs = fs::canonicalize(src).map_err(|e| ClientError::io("cannot read", src, e))?;
+        // Keep a symlink given on the command line as a symlink: name it by its own path.
+        let path = if fs::symlink_metadata(src).is_ok_and(|m| m.file_type().is_symlink()) {
+            src.clone()
+        } else {
+            abs.clone()
+        };
+        let name = path.file_name().map(PathBuf::from).ok_or_else(|| {
+            ClientError::Usage(format!(
+                "cannot back up {}: it has no name; name a folder inside it",
+                src.display()
+            ))
+        })?;
+        if !seen.insert(name.clone()) {
+            return Err(ClientError::Usage(format!(
+                "two sources are both named {:?}; back them up separately or rename one",
+                name
+            )));
+        }
+        out.push((path, name));
+    }
+    Ok(out)
+}
+
+/// Writes a tar archive of `sources` into `out`.
+pub fn pack<W: Write>(sources: &[PathBuf], out: W) -> Result<(ArchiveSummary, W), ClientError> {
+    let named = source_names(sources)?;
+    let mut builder = Builder::new(out);
+    builder.mode(HeaderMode::Complete);
+    builder.follow_symlinks(false);
+    let mut summary = ArchiveSummary::default();
+    for (path, name) in &named {
+        add_path(&mut builder, path, name, &mut summary)?;
+    }
+    let out = builder
+        .into_inner()
+        .map_err(|e| ClientError::io("writing the archive for", "backup", e))?;
+    Ok((summary, out))
+}
+
+fn add_path<W: Write>(
+    b: &mut Builder<W>,
+    path: &Path,
+    name: &Path,
+    summary: &mut ArchiveSummary,
+) -> Result<(), ClientError> {
+    let md = fs::symlink_metadata(path).map_err(|e| ClientError::io("cannot read", path, e))?;
+    let ft = md.file_type();
+    let append = |b: &mut Builder<W>| {
+        b.append_path_with_name(path, name)
+            .map_err(|e| ClientError::from_pipe_io_or(path, e))
+    };
+    if ft.is_dir() {
+        append(b)?;
+        summary.directories += 1;
+        let mut children: Vec<_> = fs::read_dir(path)
+            .map_err(|e| ClientError::io("cannot list", path, e))?
+            .collect::<Result<_, _>>()
+            .map_err(|e| ClientError::io("cannot list", path, e))?;
+        children.sort_by_key(|e| e.file_name());
+        for child in children {
+            add_path(b, &child.path(), &name.join(child.file_name()), summary)?;
+        }
+    } else if ft.is_file() {
+        append(b)?;
+        summary.files += 1;
+        summary.bytes += md.len();
+    } else if ft.is_symlink() {
+        append(b)?;
+        summary.symlinks += 1;
+    } else {
+        summary.skipped += 1;
+    }
+    Ok(())
+}
+
+impl ClientError {
+    /// A write error from the tar builder came from a later stage (pass it on); a read
+    /// error names the source file.
+    fn from_pipe_io_or(path: &Path, e: io::Error) -> ClientError {
+        if crate::pipe::is_pipe_closed(&e) {
+            ClientError::PipelineStopped
+        } else {
+            ClientError::io("cannot read", path, e)
+        }
+    }
+}
+
+/// Checks that an archive path is relative and stays inside the target.
+pub fn check_entry_path(raw: &[u8]) -> Result<PathBuf, ClientError> {
+    use std::os::unix::ffi::OsStrExt;
+    let shown = || String::from_utf8_lossy(raw).into_owned();
+    let path = Path::new(OsStr::from_bytes(raw));
+    if raw.is_empty() {
+        return Err(ClientError::UnsafeEntry {
+            path: shown(),
+            reason: "empty path",
+        });
+    }
+    let mut clean = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => clean.push(p),
+            Component::CurDir => {}
+            Component::ParentDir => {
+                return Err(ClientError::UnsafeEntry {
+                    path: shown(),
+                    reason: "it contains '..'",
+                })
+            }
+            Component::RootDir | Component::Prefix(_) => {
+                return Err(ClientError::UnsafeEntry {
+                    path: shown(),
+                    reason: "it is absolute",
+                })
+            }
+        }
+    }
+    if clean.as_os_str().is_empty() {
+        return Err(ClientError::UnsafeEntry {
+            path: shown(),
+            reason: "empty path",
+        });
+    }
+    Ok(clean)
+}
+
+/// Where unpacked entries go.
+pub enum Sink<'a> {
+    /// Write them under this directory (a restore's staging directory).
+    Directory(&'a Path),
+    /// Read and check them, write nothing (verify).
+    Discard,
+}
+
+/// Reads a tar archive, checking every entry, into `sink`.
+pub fn unpack<R: Read>(input: R, sink: Sink<'_>) -> Result<ArchiveSummary, ClientError> {
+    let mut archive = tar::Archive::new(input);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_mtime(true);
+    archive.set_unpack_xattrs(false);
+    archive.set_overwrite(false);
+    let mut summary = ArchiveSummary::default();
+    // Directory times are set last: creating entries inside a directory changes its mtime.
+    let mut dir_times: Vec<(PathBuf, FileTime)> = Vec::new();
+    let entries = archive.entries().map_err(archive_io)?;
+    for entry in entries {
+        let mut entry = entry.map_err(archive_io)?;
+        let rel = check_entry_path(&entry.path_bytes())?;
+        let kind = entry.header().entry_type();
+        match kind {
+            EntryType::Regular | EntryType::Continuous => {
+                summary.files += 1;
+                summary.bytes += entry.size();
+            }
+            EntryType::Directory => summary.directories += 1,
+            EntryType::Symlink => summary.symlinks += 1,
+            _ => {
+                return Err(ClientError::UnsafeEntry {
+                    path: rel.display().to_string(),
+                    reason: "only files, directories and symlinks are restored",
+                })
+            }
+        }
+        match sink {
+            Sink::Discard => {
+                io::copy(&mut entry, &mut io::sink()).map_err(archive_io)?;
+            }
+            Sink::Directory(root) => {
+                if kind == EntryType::Directory {
+                    if let Ok(mtime) = entry.header().mtime() {
+                        dir_times
+                            .push((root.join(&rel), FileTime::from_unix_time(mtime as i64, 0)));
+                    }
+                }
+                let unpacked = entry.unpack_in(root).map_err(|e| unpack_error(&rel, e))?;
+                if !unpacked {
+                    return Err(ClientError::UnsafeEntry {
+                        path: rel.display().to_string(),
+                        reason: "it would land outside the target",
+                    });
+                }
+            }
+        }
+    }
+    for (dir, mtime) in dir_times.iter().rev() {
+        filetime::set_file_mtime(dir, *mtime)
+            .map_err(|e| ClientError::io("cannot set the time of", dir, e))?;
+    }
+    Ok(summary)
+}
+
+/// Errors reading the archive stream: a stage upstream stopped (its own error is the real
+/// cause), or the archive is malformed.
+fn archive_io(e: io::Error) -> ClientError {
+    if crate::pipe::is_pipe_closed(&e) {
+        return ClientError::PipelineStopped;
+    }
+    ClientError::BadArchive {
+        id: String::new(),
+        reason: e.to_string(),
+    }
+}
+
+fn unpack_error(rel: &Path, e: io::Error) -> ClientError {
+    if crate::pipe::is_pipe_closed(&e) {
+        return ClientError::PipelineStopped;
+    }
+    let msg = e.to_string();
+    if msg.contains("outside of") {
+        return ClientError::UnsafeEntry {
+            path: rel.display().to_string(),
+            reason: "it would be written through a symlink outside the target",
+        };
+    }
+    // The tar crate wraps the OS error with its own text; keep the kind and the text.
+    ClientError::Io {
+        what: "cannot write",
+        path: rel.into(),
+        source: io::Error::new(e.kind(), msg),
+    }
+}

@@ -1,0 +1,134 @@
+use std::io;
+use std::path::PathBuf;
+
+use coffer_format::FormatError;
+
+/// The broad class of a failure, which fixes the CLI's exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The request itself is wrong (bad arguments, profile not set up, target exists).
+    Usage,
+    /// The key does not belong to the backup.
+    WrongKey,
+    /// The stored bytes are not an intact backup.
+    Integrity,
+    /// A local file system or storage provider operation failed.
+    Io,
+    /// The backup or profile item asked for does not exist.
+    NotFound,
+}
+
+/// Everything the client library can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Usage(String),
+    #[error("this key does not belong to this backup")]
+    WrongKey,
+    #[error("backup {id} failed its integrity check: {source}")]
+    Integrity { id: String, source: FormatError },
+    #[error("backup {id} decrypted, but its contents are not a valid archive: {reason}")]
+    BadArchive { id: String, reason: String },
+    #[error("refusing unsafe archive entry {path:?}: {reason}")]
+    UnsafeEntry { path: String, reason: &'static str },
+    #[error("the restore target {0} already exists and is not an empty directory")]
+    TargetExists(PathBuf),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: io::Error,
+    },
+    #[error("storage error while trying to {action}: {message}")]
+    Storage {
+        action: &'static str,
+        message: String,
+        retryable: bool,
+    },
+    #[error("no backup found in {0}")]
+    NoBackups(String),
+    #[error("no backup with id {0}")]
+    BackupNotFound(String),
+    #[error(transparent)]
+    Random(#[from] coffer_format::RandomError),
+    #[error("internal error: {0}")]
+    Internal(String),
+    /// A stage stopped because another stage failed; that stage's error is the real one.
+    #[error("a pipeline stage stopped early")]
+    PipelineStopped,
+}
+
+impl ClientError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            ClientError::Usage(_) | ClientError::TargetExists(_) => ErrorClass::Usage,
+            ClientError::WrongKey => ErrorClass::WrongKey,
+            ClientError::Integrity { .. }
+            | ClientError::BadArchive { .. }
+            | ClientError::UnsafeEntry { .. } => ErrorClass::Integrity,
+            ClientError::Io { .. }
+            | ClientError::Storage { .. }
+            | ClientError::Random(_)
+            | ClientError::Internal(_)
+            | ClientError::PipelineStopped => ErrorClass::Io,
+            ClientError::NoBackups(_) | ClientError::BackupNotFound(_) => ErrorClass::NotFound,
+        }
+    }
+
+    /// Whether running the same command again might succeed.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            ClientError::Storage { retryable, .. } => *retryable,
+            ClientError::Io { source, .. } => matches!(
+                source.kind(),
+                io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock
+            ),
+            _ => false,
+        }
+    }
+
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>, source: io::Error) -> Self {
+        ClientError::Io {
+            what,
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn storage(action: &'static str, err: opendal::Error) -> Self {
+        ClientError::Storage {
+            action,
+            retryable: err.is_temporary(),
+            message: err.to_string(),
+        }
+    }
+
+    /// Classifies a format error met while reading backup `id`.
+    pub(crate) fn from_format(id: &str, err: FormatError) -> Self {
+        match err {
+            FormatError::WrongKey => ClientError::WrongKey,
+            FormatError::Io(e) => ClientError::from_pipe_io(id, e),
+            other => ClientError::Integrity {
+                id: id.to_string(),
+                source: other,
+            },
+        }
+    }
+
+    /// Turns an `io::Error` that came out of a pipeline stage back into what caused it.
+    pub(crate) fn from_pipe_io(id: &str, err: io::Error) -> Self {
+        if crate::pipe::is_pipe_closed(&err) {
+            return ClientError::PipelineStopped;
+        }
+        if err.get_ref().is_some_and(|e| e.is::<ClientError>()) {
+            if let Some(Ok(ce)) = err.into_inner().map(|e| e.downcast::<ClientError>()) {
+                return *ce;
+            }
+            return ClientError::Internal("lost error".into());
+        }
+        if err.get_ref().is_some_and(|e| e.is::<FormatError>()) {
+            return ClientError::from_format(id, FormatError::from_io(err));
+        }
+        ClientError::io("reading backup", id, err)
+    }
+}

@@ -1,0 +1,439 @@
+//! Backup and restore as pipelines of threads joined by bounded pipes.
+//!
+//! Backup:  files → tar → zstd (worker threads) ─pipe→ encrypt ─pipe→ upload (async)
+//! Restore: download (async) ─pipe→ decrypt ─pipe→ zstd → untar into a staging directory
+//!
+//! Memory is bounded by the pipes' depth whatever the backup's size. Every stage returns its
+//! own result; when one fails the others stop with `PipelineStopped`, and the first real
+//! error in stream order is reported.
+
+use std::fs;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use coffer_format::{BackupKey, Cipher, DecryptReader, EncryptWriter, KeyId};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::archive::{self, ArchiveSummary, Sink};
+use crate::error::ClientError;
+use crate::pipe::{sync_pipe, PipeReader, PipeWriter, BLOCK, DEPTH};
+use crate::progress::Progress;
+use crate::storage::{new_backup_id, Storage, StoredBackup, IO_CHUNK};
+
+/// Tunables of a backup.
+#[derive(Debug, Clone, Copy)]
+pub struct BackupOptions {
+    pub cipher: Cipher,
+    /// zstd level; 1 is fast and still shrinks chat databases well.
+    pub compression_level: i32,
+}
+
+impl Default for BackupOptions {
+    fn default() -> Self {
+        BackupOptions {
+            cipher: Cipher::Aes256Gcm,
+            compression_level: 1,
+        }
+    }
+}
+
+/// What a finished backup produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct BackupReport {
+    pub id: String,
+    /// Bytes stored (the encrypted backup).
+    pub stored_bytes: u64,
+    pub contents: ArchiveSummary,
+    pub cipher: &'static str,
+    pub key_id: String,
+}
+
+/// What a restore or verify found.
+#[derive(Debug, Clone, Serialize)]
+pub struct RestoreReport {
+    pub id: String,
+    pub stored_bytes: u64,
+    pub contents: ArchiveSummary,
+    pub key_id: String,
+}
+
+fn zstd_workers() -> u32 {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4) as u32)
+}
+
+/// Makes one encrypted backup of `sources` in `storage`.
+pub async fn backup(
+    storage: &Storage,
+    key: &BackupKey,
+    sources: &[PathBuf],
+    options: BackupOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<BackupReport, ClientError> {
+    if sources.is_empty() {
+        return Err(ClientError::Usage(
+            "name at least one file or folder to back up".into(),
+        ));
+    }
+    // Fail early, before anything is uploaded, on a missing source or a name clash.
+    archive::source_names(sources)?;
+    progress.start("backing up", Some(archive::measure(sources)));
+
+    let id = new_backup_id(SystemTime::now())?;
+    let mut upload = storage.begin_upload(&id).await?;
+
+    // Stage 1: tar → zstd, on a blocking thread (zstd compresses on its own workers).
+    let (plain_tx, plain_rx) = sync_pipe();
+    let level = options.compression_level;
+    let srcs = sources.to_vec();
+    let prog = progress.clone();
+    let pack = tokio::task::spawn_blocking(move || -> Result<ArchiveSummary, ClientError> {
+        let stage = |e: io::Error| ClientError::from_pipe_io("backup", e);
+        let mut z = zstd::stream::Encoder::new(plain_tx, level).map_err(stage)?;
+        z.multithread(zstd_workers()).map_err(stage)?;
+        let counted = CountingWriter {
+            inner: z,
+            progress: prog,
+        };
+        let (summary, counted) = archive::pack(&srcs, counted)?;
+        let pipe = counted.inner.finish().map_err(stage)?;
+        pipe.finish().map_err(stage)?;
+        Ok(summary)
+    });
+
+    // Stage 2: encrypt.
+    let (enc_tx, mut enc_rx) = mpsc::channel::<Vec<u8>>(DEPTH);
+    let mut enc = EncryptWriter::new(key, options.cipher, PipeWriter::new(enc_tx))
+        .map_err(|e| ClientError::from_format(&id, e))?;
+    let key_id = enc.info().key_id;
+    let encrypt = tokio::task::spawn_blocking(move || -> Result<(), ClientError> {
+        let stage = |e: io::Error| ClientError::from_pipe_io("backup", e);
+        let mut input = plain_rx;
+        io::copy(&mut input, &mut enc).map_err(stage)?;
+        enc.finish().map_err(stage)?.finish().map_err(stage)
+    });
+
+    // Stage 3: upload, here on the async side.
+    let uploaded: Result<(), ClientError> = async {
+        loop {
+            match enc_rx.recv().await {
+                Some(block) if block.is_empty() => return Ok(()),
+                Some(block) => upload.write(block).await?,
+                None => return Err(ClientError::PipelineStopped),
+            }
+        }
+    }
+    .await;
+    drop(enc_rx);
+
+    let packed = join(pack).await;
+    let encrypted = join(encrypt).await;
+    let contents = match (packed, encrypted, uploaded) {
+        (Ok(contents), Ok(()), Ok(())) => contents,
+        (p, e, u) => {
+            upload.abort().await;
+            progress.finish();
+            return Err(first_error([p.err(), e.err(), u.err()]));
+        }
+    };
+    let stored_bytes = upload.commit().await?;
+    progress.finish();
+    Ok(BackupReport {
+        id,
+        stored_bytes,
+        contents,
+        cipher: options.cipher.name(),
+        key_id: key_id.to_string(),
+    })
+}
+
+/// Counts bytes into the progress bar on their way to the compressor.
+struct CountingWriter<W: Write> {
+    inner: W,
+    progress: Arc<dyn Progress>,
+}
+
+impl<W: Write> Write for CountingWriter<W> {
+    fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(data)?;
+        self.progress.advance(n as u64);
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// Restores backup `id` (the newest when `None`) into `target`, which must not exist or
+/// be an empty directory. Everything is unpacked and authenticated in a staging directory
+/// beside the target and moved into place only at the end.
+pub async fn restore(
+    storage: &Storage,
+    key: &BackupKey,
+    id: Option<&str>,
+    target: &Path,
+    progress: Arc<dyn Progress>,
+) -> Result<RestoreReport, ClientError> {
+    let target_was_empty_dir = check_target(target)?;
+    let backup = storage.find(id).await?;
+    let staging = Staging::create(target)?;
+    let report = read_backup(storage, key, &backup, Some(staging.path.clone()), progress).await?;
+    staging.commit(target, target_was_empty_dir)?;
+    Ok(report)
+}
+
+/// Downloads and fully authenticates backup `id` (the newest when `None`), decompressing
+/// and parsing its archive, without writing any file.
+pub async fn verify(
+    storage: &Storage,
+    key: &BackupKey,
+    id: Option<&str>,
+    progress: Arc<dyn Progress>,
+) -> Result<RestoreReport, ClientError> {
+    let backup = storage.find(id).await?;
+    read_backup(storage, key, &backup, None, progress).await
+}
+
+/// Writes the decrypted payload (a zstd-compressed tar) of a backup to `out`, after
+/// authenticating all of it. The file appears only when the whole stream checked out.
+pub async fn export_payload(
+    storage: &Storage,
+    key: &BackupKey,
+    id: Option<&str>,
+    out: &Path,
+) -> Result<StoredBackup, ClientError> {
+    let backup = storage.find(id).await?;
+    let partial = sibling_name(out, "partial")?;
+    let file =
+        fs::File::create(&partial).map_err(|e| ClientError::io("cannot create", &partial, e))?;
+    let (tx, rx) = mpsc::channel::<Vec<u8>>(DEPTH);
+    let key = key.clone();
+    let bid = backup.id.clone();
+    let decrypt = tokio::task::spawn_blocking(move || -> Result<(), ClientError> {
+        let mut reader = DecryptReader::new(&key, PipeReader::new(rx))
+            .map_err(|e| ClientError::from_format(&bid, e))?;
+        let mut file = file;
+        io::copy(&mut reader, &mut file).map_err(|e| ClientError::from_pipe_io(&bid, e))?;
+        file.sync_all()
+            .map_err(|e| ClientError::io("cannot write", "payload", e))
+    });
+    let downloaded = download(storage, &backup, tx, Arc::new(crate::progress::Silent)).await;
+    let decrypted = join(decrypt).await;
+    if downloaded.is_err() || decrypted.is_err() {
+        let _ = fs::remove_file(&partial);
+        return Err(first_error([downloaded.err(), decrypted.err()]));
+    }
+    fs::rename(&partial, out).map_err(|e| ClientError::io("cannot create", out, e))?;
+    Ok(backup)
+}
+
+async fn read_backup(
+    storage: &Storage,
+    key: &BackupKey,
+    backup: &StoredBackup,
+    into: Option<PathBuf>,
+    progress: Arc<dyn Progress>,
+) -> Result<RestoreReport, ClientError> {
+    progress.start(
+        if into.is_some() {
+            "restoring"
+        } else {
+            "verifying"
+        },
+        Some(backup.size),
+    );
+    let (dl_tx, dl_rx) = mpsc::channel::<Vec<u8>>(DEPTH);
+    let (plain_tx, plain_rx) = sync_pipe();
+
+    // Decrypt on one thread: the header (and so a wrong key) is checked before anything else.
+    let key = key.clone();
+    let bid = backup.id.clone();
+    let decrypt = tokio::task::spawn_blocking(move || -> Result<KeyId, ClientError> {
+        let mut reader = DecryptReader::new(&key, PipeReader::new(dl_rx))
+            .map_err(|e| ClientError::from_format(&bid, e))?;
+        let key_id = reader.info().key_id;
+        let mut out = plain_tx;
+        io::copy(&mut reader, &mut out).map_err(|e| ClientError::from_pipe_io(&bid, e))?;
+        out.finish()
+            .map_err(|e| ClientError::from_pipe_io(&bid, e))?;
+        Ok(key_id)
+    });
+
+    // Decompress and unpack on another.
+    let bid = backup.id.clone();
+    let unpack = tokio::task::spawn_blocking(move || -> Result<ArchiveSummary, ClientError> {
+        let mut z =
+            zstd::stream::Decoder::new(plain_rx).map_err(|e| ClientError::from_pipe_io(&bid, e))?;
+        let sink = match &into {
+            Some(dir) => Sink::Directory(dir),
+            None => Sink::Discard,
+        };
+        let summary = archive::unpack(&mut z, sink).map_err(|e| match e {
+            ClientError::BadArchive { reason, .. } => ClientError::BadArchive {
+                id: bid.clone(),
+                reason,
+            },
+            other => other,
+        })?;
+        // tar stops at its end-of-archive marker; read the rest so the whole stream (and
+        // its final, flagged chunk) is authenticated before the restore counts as done.
+        io::copy(&mut z, &mut io::sink()).map_err(|e| ClientError::from_pipe_io(&bid, e))?;
+        Ok(summary)
+    });
+
+    let downloaded = download(storage, backup, dl_tx, progress.clone()).await;
+    let decrypted = join(decrypt).await;
+    let unpacked = join(unpack).await;
+    progress.finish();
+    match (downloaded, decrypted, unpacked) {
+        (Ok(()), Ok(key_id), Ok(contents)) => Ok(RestoreReport {
+            id: backup.id.clone(),
+            stored_bytes: backup.size,
+            contents,
+            key_id: key_id.to_string(),
+        }),
+        (d, k, u) => Err(first_error([d.err(), k.err(), u.err()])),
+    }
+}
+
+/// Streams a stored backup into a pipe, in [`IO_CHUNK`] pieces.
+async fn download(
+    storage: &Storage,
+    backup: &StoredBackup,
+    tx: mpsc::Sender<Vec<u8>>,
+    progress: Arc<dyn Progress>,
+) -> Result<(), ClientError> {
+    let mut offset = 0u64;
+    while offset < backup.size {
+        let piece = storage.read_range(backup, offset, IO_CHUNK as u64).await?;
+        if piece.is_empty() {
+            return Err(ClientError::Storage {
+                action: "download a backup",
+                message: format!("the object ended at byte {offset} of {}", backup.size),
+                retryable: true,
+            });
+        }
+        offset += piece.len() as u64;
+        progress.advance(piece.len() as u64);
+        // Hand the pipe smaller blocks so the decrypting stage starts sooner.
+        for block in piece.chunks(BLOCK) {
+            if tx.send(block.to_vec()).await.is_err() {
+                return Err(ClientError::PipelineStopped);
+            }
+        }
+    }
+    tx.send(Vec::new())
+        .await
+        .map_err(|_| ClientError::PipelineStopped)
+}
+
+async fn join<T>(h: tokio::task::JoinHandle<Result<T, ClientError>>) -> Result<T, ClientError> {
+    h.await
+        .map_err(|e| ClientError::Internal(format!("a pipeline stage panicked: {e}")))?
+}
+
+/// The first error in stream order that is not merely a reaction to another stage's failure.
+fn first_error<const N: usize>(errs: [Option<ClientError>; N]) -> ClientError {
+    let mut fallback = None;
+    for e in errs.into_iter().flatten() {
+        if !matches!(e, ClientError::PipelineStopped) {
+            return e;
+        }
+        fallback = Some(e);
+    }
+    fallback.unwrap_or_else(|| ClientError::Internal("a pipeline failed without an error".into()))
+}
+
+/// Returns whether the target is an existing empty directory; fails if it exists otherwise.
+fn check_target(target: &Path) -> Result<bool, ClientError> {
+    match fs::symlink_metadata(target) {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(ClientError::io("cannot inspect", target, e)),
+        Ok(md) if md.is_dir() => {
+            let mut rd =
+                fs::read_dir(target).map_err(|e| ClientError::io("cannot list", target, e))?;
+            if rd.next().is_none() {
+                Ok(true)
+            } else {
+                Err(ClientError::TargetExists(target.into()))
+            }
+        }
+        Ok(_) => Err(ClientError::TargetExists(target.into())),
+    }
+}
+
+fn sibling_name(target: &Path, what: &str) -> Result<PathBuf, ClientError> {
+    let name = target
+        .file_name()
+        .ok_or_else(|| ClientError::Usage(format!("{} has no file name", target.display())))?;
+    let mut rand = [0u8; 4];
+    coffer_format::key::fill_random(&mut rand)?;
+    let tag: String = rand.iter().map(|b| format!("{b:02x}")).collect();
+    Ok(target.with_file_name(format!(".{}.coffer-{what}-{tag}", name.to_string_lossy())))
+}
+
+/// A staging directory beside the restore target, removed unless committed.
+struct Staging {
+    path: PathBuf,
+    committed: bool,
+}
+
+impl Staging {
+    fn create(target: &Path) -> Result<Staging, ClientError> {
+        let target = if target.is_absolute() {
+            target.to_path_buf()
+        } else {
+            std::env::current_dir()
+                .map_err(|e| ClientError::io("cannot read", ".", e))?
+                .join(target)
+        };
+        if let Some(parent) = target.parent() {
+            fs::create_dir_all(parent).map_err(|e| ClientError::io("cannot create", parent, e))?;
+        }
+        let path = sibling_name(&target, "restore")?;
+        fs::create_dir(&path).map_err(|e| ClientError::io("cannot create", &path, e))?;
+        Ok(Staging {
+            path,
+            committed: false,
+        })
+    }
+
+    /// Moves the staged tree into place: one rename, so the target appears whole or not at all.
+    fn commit(mut self, target: &Path, replace_empty_dir: bool) -> Result<(), ClientError> {
+        // Make the restored data durable before it becomes visible under the target name.
+        sync_filesystem(&self.path);
+        if replace_empty_dir {
+            fs::remove_dir(target).map_err(|e| ClientError::io("cannot replace", target, e))?;
+        }
+        fs::rename(&self.path, target)
+            .map_err(|e| ClientError::io("cannot move into place", target, e))?;
+        if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
+            if let Ok(dir) = fs::File::open(parent) {
+                let _ = dir.sync_all();
+            }
+        }
+        self.committed = true;
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.committed {
+            let _ = fs::remove_dir_all(&self.path);
+        }
+    }
+}
+
+/// Flushes the file system holding `path` (one `syncfs` instead of an fsync per file).
+fn sync_filesystem(path: &Path) {
+    use std::os::fd::AsRawFd;
+    if let Ok(dir) = fs::File::open(path) {
+        // SAFETY: syncfs only reads the descriptor, which stays open for the call.
+        unsafe {
+            libc::syncfs(dir.as_raw_fd());
+        }
+    }
+}

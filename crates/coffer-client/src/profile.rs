@@ -1,0 +1,186 @@
+//! A profile: this device's Coffer settings and secrets, in a directory only its owner
+//! can read.
+//!
+//! ```text
+//! config.toml   mode, storage location, cipher, last backup
+//! key           K as 64 hex digits (mode "key")
+//! ```
+
+use std::fs;
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use coffer_format::BackupKey;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::ClientError;
+
+const CONFIG_FILE: &str = "config.toml";
+const KEY_FILE: &str = "key";
+
+/// How K is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    /// The user keeps K as a 64-digit key.
+    Key,
+}
+
+/// The newest backup this profile made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastBackup {
+    pub id: String,
+    pub stored_bytes: u64,
+    pub storage: String,
+}
+
+/// The contents of `config.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub mode: Option<Mode>,
+    /// Default storage location for `backup`, `list`, `verify` and `restore`.
+    pub storage: Option<String>,
+    /// "aes-256-gcm" (default) or "chacha20-poly1305".
+    pub cipher: Option<String>,
+    /// zstd level, 1 by default.
+    pub compression_level: Option<i32>,
+    pub last_backup: Option<LastBackup>,
+}
+
+pub struct Profile {
+    dir: PathBuf,
+}
+
+impl Profile {
+    /// `$XDG_CONFIG_HOME/coffer`, else `$HOME/.config/coffer`.
+    pub fn default_dir() -> Result<PathBuf, ClientError> {
+        if let Some(x) = std::env::var_os("XDG_CONFIG_HOME").filter(|v| !v.is_empty()) {
+            return Ok(PathBuf::from(x).join("coffer"));
+        }
+        std::env::var_os("HOME")
+            .filter(|v| !v.is_empty())
+            .map(|h| PathBuf::from(h).join(".config").join("coffer"))
+            .ok_or_else(|| ClientError::Usage("HOME is not set; pass --profile DIR".into()))
+    }
+
+    pub fn at(dir: impl Into<PathBuf>) -> Profile {
+        Profile { dir: dir.into() }
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn ensure_dir(&self) -> Result<(), ClientError> {
+        fs::create_dir_all(&self.dir)
+            .map_err(|e| ClientError::io("cannot create", &self.dir, e))?;
+        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
+            .map_err(|e| ClientError::io("cannot protect", &self.dir, e))
+    }
+
+    pub fn load_config(&self) -> Result<Config, ClientError> {
+        let path = self.dir.join(CONFIG_FILE);
+        match fs::read_to_string(&path) {
+            Ok(text) => toml::from_str(&text)
+                .map_err(|e| ClientError::Usage(format!("{} is not valid: {e}", path.display()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Config::default()),
+            Err(e) => Err(ClientError::io("cannot read", path, e)),
+        }
+    }
+
+    pub fn save_config(&self, config: &Config) -> Result<(), ClientError> {
+        let text = toml::to_string(config)
+            .map_err(|e| ClientError::Internal(format!("cannot encode the config: {e}")))?;
+        self.write_private(CONFIG_FILE, text.as_bytes())
+    }
+
+    pub fn save_key(&self, key: &BackupKey) -> Result<(), ClientError> {
+        let mut text = key.to_display();
+        text.push('\n');
+        self.write_private(KEY_FILE, text.as_bytes())
+    }
+
+    pub fn has_key(&self) -> bool {
+        self.dir.join(KEY_FILE).exists()
+    }
+
+    pub fn load_key(&self) -> Result<BackupKey, ClientError> {
+        let path = self.dir.join(KEY_FILE);
+        let text = match fs::read_to_string(&path) {
+            Ok(t) => Zeroizing::new(t),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Err(ClientError::Usage(format!(
+                    "encrypted backups are not enabled in profile {}; run `coffer enable --key` first",
+                    self.dir.display()
+                )))
+            }
+            Err(e) => return Err(ClientError::io("cannot read", path, e)),
+        };
+        BackupKey::parse(&text)
+            .map_err(|e| ClientError::Usage(format!("{} is damaged: {e}", path.display())))
+    }
+
+    pub fn remove_key(&self) -> Result<(), ClientError> {
+        let path = self.dir.join(KEY_FILE);
+        match fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ClientError::io("cannot remove", path, e)),
+        }
+    }
+
+    /// Writes a file readable by the owner only, atomically (temporary file, fsync, rename).
+    fn write_private(&self, name: &str, data: &[u8]) -> Result<(), ClientError> {
+        self.ensure_dir()?;
+        let path = self.dir.join(name);
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let write = || -> io::Result<()> {
+            let _ = fs::remove_file(&tmp);
+            let mut f = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&tmp)?;
+            f.write_all(data)?;
+            f.sync_all()?;
+            fs::rename(&tmp, &path)?;
+            fs::File::open(&self.dir)?.sync_all()
+        };
+        write().map_err(|e| {
+            let _ = fs::remove_file(&tmp);
+            ClientError::io("cannot write", &path, e)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_and_config_round_trip_privately() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = Profile::at(dir.path().join("p"));
+        assert!(p.load_key().is_err());
+        let k = BackupKey::generate().unwrap();
+        p.save_key(&k).unwrap();
+        assert_eq!(p.load_key().unwrap(), k);
+        let mode = fs::metadata(p.dir().join(KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let cfg = Config {
+            mode: Some(Mode::Key),
+            storage: Some("/x".into()),
+            ..Config::default()
+        };
+        p.save_config(&cfg).unwrap();
+        assert_eq!(p.load_config().unwrap(), cfg);
+        p.remove_key().unwrap();
+        assert!(!p.has_key());
+    }
+}

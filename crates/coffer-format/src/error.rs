@@ -1,0 +1,77 @@
+use std::io;
+
+/// What went wrong while reading or writing a backup stream.
+///
+/// Only [`FormatError::Io`] may succeed on retry; every other variant describes the bytes
+/// themselves, and reading them again gives the same answer.
+#[derive(Debug, thiserror::Error)]
+pub enum FormatError {
+    #[error("this is not a Coffer backup (bad magic bytes)")]
+    NotCoffer,
+    #[error("the backup ends inside its header ({got} of {HEADER} bytes)", HEADER = crate::header::HEADER_LEN)]
+    TruncatedHeader { got: usize },
+    #[error("this backup uses format version {0}, which this Coffer does not support")]
+    UnsupportedVersion(u8),
+    #[error("this backup uses cipher id {0}, which this Coffer does not support")]
+    UnsupportedCipher(u8),
+    #[error("this backup uses chunk size 2^{0}, which format version 1 does not allow")]
+    UnsupportedChunkSize(u8),
+    #[error("this key does not belong to this backup")]
+    WrongKey,
+    #[error("the backup header has been altered (its authentication failed)")]
+    HeaderTampered,
+    #[error("chunk {index} of the backup failed authentication: it was altered, reordered or cut short")]
+    ChunkTampered { index: u64 },
+    #[error("the backup is truncated: it ends after chunk {chunks} without its final chunk")]
+    Truncated { chunks: u64 },
+    #[error("the backup has extra bytes after its final chunk")]
+    TrailingData,
+    #[error("the backup is too long: the chunk counter is exhausted")]
+    TooLong,
+    #[error(transparent)]
+    Random(#[from] crate::key::RandomError),
+    #[error("I/O error: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl FormatError {
+    /// Whether trying the same operation again might succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, FormatError::Io(_) | FormatError::Random(_))
+    }
+
+    /// True for every error that means the stored bytes are not an intact backup
+    /// (as opposed to a wrong key, an unsupported version or an I/O problem).
+    pub fn is_integrity_failure(&self) -> bool {
+        matches!(
+            self,
+            FormatError::NotCoffer
+                | FormatError::TruncatedHeader { .. }
+                | FormatError::HeaderTampered
+                | FormatError::ChunkTampered { .. }
+                | FormatError::Truncated { .. }
+                | FormatError::TrailingData
+        )
+    }
+
+    /// Recovers a `FormatError` that travelled through an `io::Error` (as from
+    /// [`crate::DecryptReader`]'s `Read` implementation).
+    pub fn from_io(err: io::Error) -> FormatError {
+        if err.get_ref().is_some_and(|e| e.is::<FormatError>()) {
+            match err.into_inner().map(|e| e.downcast::<FormatError>()) {
+                Some(Ok(fe)) => *fe,
+                Some(Err(other)) => FormatError::Io(io::Error::other(other)),
+                None => FormatError::Io(io::Error::other("unknown I/O error")),
+            }
+        } else {
+            FormatError::Io(err)
+        }
+    }
+
+    pub(crate) fn into_io(self) -> io::Error {
+        match self {
+            FormatError::Io(e) => e,
+            other => io::Error::new(io::ErrorKind::InvalidData, other),
+        }
+    }
+}
