@@ -21,7 +21,7 @@ use crate::archive::{self, ArchiveSummary, Sink};
 use crate::error::ClientError;
 use crate::pipe::{sync_pipe, PipeReader, PipeWriter, BLOCK, DEPTH};
 use crate::progress::Progress;
-use crate::storage::{new_backup_id, Storage, StoredBackup, IO_CHUNK};
+use crate::storage::{new_backup_id, Storage, StoredBackup};
 
 /// Tunables of a backup.
 #[derive(Debug, Clone, Copy)]
@@ -298,31 +298,34 @@ async fn read_backup(
     }
 }
 
-/// Streams a stored backup into a pipe, in [`IO_CHUNK`] pieces.
+/// Streams a stored backup into a pipe.
 async fn download(
     storage: &Storage,
     backup: &StoredBackup,
     tx: mpsc::Sender<Vec<u8>>,
     progress: Arc<dyn Progress>,
 ) -> Result<(), ClientError> {
-    let mut offset = 0u64;
-    while offset < backup.size {
-        let piece = storage.read_range(backup, offset, IO_CHUNK as u64).await?;
-        if piece.is_empty() {
-            return Err(ClientError::Storage {
-                action: "download a backup",
-                message: format!("the object ended at byte {offset} of {}", backup.size),
-                retryable: true,
-            });
-        }
-        offset += piece.len() as u64;
+    let mut stream = storage.stream(backup).await?;
+    let mut received = 0u64;
+    while let Some(piece) = stream.next().await {
+        let piece = piece?;
+        received += piece.len() as u64;
         progress.advance(piece.len() as u64);
-        // Hand the pipe smaller blocks so the decrypting stage starts sooner.
-        for block in piece.chunks(BLOCK) {
-            if tx.send(block.to_vec()).await.is_err() {
-                return Err(ClientError::PipelineStopped);
+        // Hand the pipe blocks of at most BLOCK bytes so the decrypting stage starts sooner.
+        for bytes in piece {
+            for block in bytes.chunks(BLOCK) {
+                if tx.send(block.to_vec()).await.is_err() {
+                    return Err(ClientError::PipelineStopped);
+                }
             }
         }
+    }
+    if received != backup.size {
+        return Err(ClientError::Storage {
+            action: "download a backup",
+            message: format!("the object ended at byte {received} of {}", backup.size),
+            retryable: true,
+        });
     }
     tx.send(Vec::new())
         .await

@@ -182,6 +182,23 @@ impl Storage {
         Ok(buf.to_vec())
     }
 
+    /// Streams a whole backup in pieces of about [`IO_CHUNK`] bytes, with a few reads in
+    /// flight where the provider allows it.
+    pub async fn stream(&self, backup: &StoredBackup) -> Result<BackupStream, ClientError> {
+        let reader = self
+            .op
+            .reader_with(&backup_path(&backup.id))
+            .chunk(IO_CHUNK)
+            .concurrent(2)
+            .await
+            .map_err(|e| ClientError::storage("download a backup", e))?;
+        let inner = reader
+            .into_stream(0..backup.size)
+            .await
+            .map_err(|e| ClientError::storage("download a backup", e))?;
+        Ok(BackupStream { inner })
+    }
+
     /// Starts an upload of backup `id`. Nothing is listed until [`Upload::commit`].
     pub async fn begin_upload(&self, id: &str) -> Result<Upload, ClientError> {
         let final_path = backup_path(id);
@@ -214,6 +231,22 @@ impl Storage {
             .delete(&backup_path(id))
             .await
             .map_err(|e| ClientError::storage("delete a backup", e))
+    }
+}
+
+/// The pieces of a backup being downloaded.
+pub struct BackupStream {
+    inner: opendal::BufferStream,
+}
+
+impl BackupStream {
+    /// The next piece, `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<opendal::Buffer, ClientError>> {
+        use futures_util::StreamExt;
+        self.inner
+            .next()
+            .await
+            .map(|r| r.map_err(|e| ClientError::storage("download a backup", e)))
     }
 }
 
