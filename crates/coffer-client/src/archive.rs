@@ -279,3 +279,150 @@ fn unpack_error(rel: &Path, e: io::Error) -> ClientError {
         source: io::Error::new(e.kind(), msg),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A tar with one entry whose raw name is `name`, bypassing the builder's own checks.
+    fn raw_tar(entries: &[(&[u8], EntryType, &[u8], &[u8])]) -> Vec<u8> {
+        let mut b = Builder::new(Vec::new());
+        for (name, kind, link, data) in entries {
+            let mut h = tar::Header::new_old();
+            h.as_old_mut().name[..name.len()].copy_from_slice(name);
+            h.as_old_mut().linkname[..link.len()].copy_from_slice(link);
+            h.set_entry_type(*kind);
+            h.set_size(data.len() as u64);
+            h.set_mode(0o644);
+            h.set_cksum();
+            b.append(&h, *data).unwrap();
+        }
+        b.into_inner().unwrap()
+    }
+
+    #[test]
+    fn entry_paths_must_stay_inside() {
+        assert_eq!(check_entry_path(b"a/b/c").unwrap(), PathBuf::from("a/b/c"));
+        assert_eq!(check_entry_path(b"./a").unwrap(), PathBuf::from("a"));
+        for bad in [
+            &b"../x"[..],
+            b"a/../../x",
+            b"/etc/passwd",
+            b"",
+            b".",
+            b"a/..",
+        ] {
+            assert!(
+                matches!(check_entry_path(bad), Err(ClientError::UnsafeEntry { .. })),
+                "{:?} accepted",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn hostile_archives_are_refused_and_write_nothing_outside() {
+        let outer = tempfile::tempdir().unwrap();
+        let root = outer.path().join("staging");
+        fs::create_dir(&root).unwrap();
+        let cases: Vec<Vec<u8>> = vec![
+            raw_tar(&[(b"../evil", EntryType::Regular, b"", b"x")]),
+            raw_tar(&[(b"/tmp/coffer-evil-abs", EntryType::Regular, b"", b"x")]),
+            raw_tar(&[
+                (
+                    b"link",
+                    EntryType::Symlink,
+                    outer.path().as_os_str().as_encoded_bytes(),
+                    b"",
+                ),
+                (b"link/evil", EntryType::Regular, b"", b"x"),
+            ]),
+            raw_tar(&[(b"hard", EntryType::Link, b"/etc/passwd", b"")]),
+            raw_tar(&[(b"dev", EntryType::Char, b"", b"")]),
+        ];
+        for (i, tar) in cases.iter().enumerate() {
+            let res = unpack(&tar[..], Sink::Directory(&root));
+            assert!(
+                matches!(res, Err(ClientError::UnsafeEntry { .. })),
+                "case {i}: {res:?}"
+            );
+        }
+        assert!(!outer.path().join("evil").exists());
+        assert!(!Path::new("/tmp/coffer-evil-abs").exists());
+    }
+
+    #[test]
+    fn pack_then_unpack_keeps_everything() {
+        use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        fs::create_dir_all(src.join("empty dir")).unwrap();
+        fs::create_dir_all(src.join("café ☕")).unwrap();
+        fs::write(src.join("café ☕/日本語.txt"), "こんにちは").unwrap();
+        fs::write(src.join("empty"), b"").unwrap();
+        fs::write(src.join("script"), b"#!/bin/sh\n").unwrap();
+        fs::set_permissions(src.join("script"), fs::Permissions::from_mode(0o750)).unwrap();
+        symlink("café ☕/日本語.txt", src.join("link")).unwrap();
+        let old = FileTime::from_unix_time(1_500_000_000, 0);
+        filetime::set_file_mtime(src.join("empty"), old).unwrap();
+        filetime::set_file_mtime(src.join("empty dir"), old).unwrap();
+
+        let (packed, tar) = pack(std::slice::from_ref(&src), Vec::new()).unwrap();
+        assert_eq!(
+            (packed.files, packed.directories, packed.symlinks),
+            (3, 3, 1)
+        );
+        let out = d.path().join("out");
+        fs::create_dir(&out).unwrap();
+        let unpacked = unpack(&tar[..], Sink::Directory(&out)).unwrap();
+        assert_eq!(packed, unpacked);
+        let r = out.join("src");
+        assert_eq!(
+            fs::read_to_string(r.join("café ☕/日本語.txt")).unwrap(),
+            "こんにちは"
+        );
+        assert_eq!(
+            fs::read_link(r.join("link")).unwrap(),
+            PathBuf::from("café ☕/日本語.txt")
+        );
+        assert_eq!(
+            fs::metadata(r.join("script")).unwrap().mode() & 0o777,
+            0o750
+        );
+        assert_eq!(
+            fs::metadata(r.join("empty")).unwrap().mtime(),
+            1_500_000_000
+        );
+        assert_eq!(
+            fs::metadata(r.join("empty dir")).unwrap().mtime(),
+            1_500_000_000
+        );
+        assert_eq!(fs::metadata(r.join("empty")).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn two_sources_with_one_name_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        fs::create_dir_all(d.path().join("a/x")).unwrap();
+        fs::create_dir_all(d.path().join("b/x")).unwrap();
+        let res = source_names(&[d.path().join("a/x"), d.path().join("b/x")]);
+        assert!(matches!(res, Err(ClientError::Usage(_))));
+    }
+
+    proptest! {
+        #[test]
+        fn path_checker_never_accepts_an_escape(parts in proptest::collection::vec("[a-z.]{0,3}|\\.\\.", 0..6), abs in any::<bool>()) {
+            let joined = format!("{}{}", if abs { "/" } else { "" }, parts.join("/"));
+            if let Ok(p) = check_entry_path(joined.as_bytes()) {
+                prop_assert!(p.is_relative());
+                prop_assert!(p.components().all(|c| matches!(c, Component::Normal(_))));
+            }
+        }
+
+        #[test]
+        fn unpacking_garbage_never_panics(data in proptest::collection::vec(any::<u8>(), 0..4096)) {
+            let _ = unpack(&data[..], Sink::Discard);
+        }
+    }
+}
