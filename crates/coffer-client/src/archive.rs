@@ -285,8 +285,11 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    /// A tar with one entry whose raw name is `name`, bypassing the builder's own checks.
-    fn raw_tar(entries: &[(&[u8], EntryType, &[u8], &[u8])]) -> Vec<u8> {
+    /// (raw name, type, raw link target, content)
+    type RawEntry<'a> = (&'a [u8], EntryType, &'a [u8], &'a [u8]);
+
+    /// A tar of entries with raw names, bypassing the builder's own checks.
+    fn raw_tar(entries: &[RawEntry<'_>]) -> Vec<u8> {
         let mut b = Builder::new(Vec::new());
         for (name, kind, link, data) in entries {
             let mut h = tar::Header::new_old();
