@@ -48,9 +48,15 @@ async fn round_trip_with_both_ciphers() {
             cipher,
             ..BackupOptions::default()
         };
-        let rep = coffer_client::backup(&st, &key, &[src.clone()], opts, Arc::new(Silent))
-            .await
-            .unwrap();
+        let rep = coffer_client::backup(
+            &st,
+            &key,
+            std::slice::from_ref(&src),
+            opts,
+            Arc::new(Silent),
+        )
+        .await
+        .unwrap();
         assert_eq!(rep.contents.files, 2);
         let listed = st.list().await.unwrap();
         assert_eq!(listed.len(), 1);
