@@ -20,7 +20,9 @@ pub enum FormatError {
     WrongKey,
     #[error("the backup header has been altered (its authentication failed)")]
     HeaderTampered,
-    #[error("chunk {index} of the backup failed authentication: it was altered, reordered or cut short")]
+    #[error(
+        "chunk {index} of the backup failed authentication: it was altered, reordered or cut short"
+    )]
     ChunkTampered { index: u64 },
     #[error("the backup is truncated: it ends after chunk {chunks} without its final chunk")]
     Truncated { chunks: u64 },
@@ -65,6 +67,29 @@ impl FormatError {
             }
         } else {
             FormatError::Io(err)
+        }
+    }
+
+    /// The same error again, for a stream that stays failed after its first error.
+    pub(crate) fn replay(&self) -> FormatError {
+        use FormatError as F;
+        match self {
+            F::NotCoffer => F::NotCoffer,
+            F::TruncatedHeader { got } => F::TruncatedHeader { got: *got },
+            F::UnsupportedVersion(v) => F::UnsupportedVersion(*v),
+            F::UnsupportedCipher(v) => F::UnsupportedCipher(*v),
+            F::UnsupportedChunkSize(v) => F::UnsupportedChunkSize(*v),
+            F::WrongKey => F::WrongKey,
+            F::HeaderTampered => F::HeaderTampered,
+            F::ChunkTampered { index } => F::ChunkTampered { index: *index },
+            F::Truncated { chunks } => F::Truncated { chunks: *chunks },
+            F::TrailingData => F::TrailingData,
+            F::TooLong => F::TooLong,
+            // The position in the stream is lost after an I/O error: retrying the same
+            // reader cannot help, only starting over can.
+            F::Random(_) | F::Io(_) => F::Io(io::Error::other(
+                "the backup stream already failed; start again from the beginning",
+            )),
         }
     }
 

@@ -1,7 +1,7 @@
 //! The Coffer backup format: a fixed authenticated header followed by a chunked AEAD stream.
 //!
 //! The byte-level specification is `docs/FORMAT.md`. This crate is plain `Read`/`Write` code
-//! with no I/O of its own; [`ChunkCipher`] is the pure chunk-level core for other adapters.
+//! with no I/O of its own.
 
 mod error;
 pub mod header;
@@ -13,7 +13,7 @@ pub use error::FormatError;
 pub use header::{Cipher, HeaderInfo, CHUNK_SIZE, HEADER_LEN, TAG_LEN};
 pub use key::{BackupKey, KeyId, KeyParseError, RandomError};
 pub use stream::{
-    decrypt_to_vec, encrypt_to_vec, read_header_info, ChunkCipher, DecryptReader, EncryptWriter,
+    decrypt_to_vec, encrypt_to_vec, read_header_info, DecryptReader, EncryptWriter,
     SEALED_CHUNK_SIZE,
 };
 

@@ -23,9 +23,9 @@ enum Aead {
     ChaCha(Box<ChaCha20Poly1305>),
 }
 
-/// The pure chunk-level core, shared by the writer and the reader (and usable from async
-/// code): it turns a plaintext chunk into a sealed one and back, tracking the counter.
-pub struct ChunkCipher {
+/// The pure chunk-level core shared by the writer and the reader: it turns a plaintext
+/// chunk into a sealed one and back, tracking the counter.
+pub(crate) struct ChunkCipher {
     aead: Aead,
     aad: [u8; 32],
     counter: u64,
@@ -60,13 +60,8 @@ impl ChunkCipher {
         n
     }
 
-    /// Index of the next chunk to seal or open.
-    pub fn next_index(&self) -> u64 {
-        self.counter
-    }
-
     /// Encrypts `buf` (at most one chunk) in place and appends the tag.
-    pub fn seal(&mut self, buf: &mut Vec<u8>, last: bool) -> Result<(), FormatError> {
+    pub(crate) fn seal(&mut self, buf: &mut Vec<u8>, last: bool) -> Result<(), FormatError> {
         debug_assert!(buf.len() <= CHUNK_SIZE && !self.finished);
         let nonce = self.nonce(last);
         let tag = match &self.aead {
@@ -80,7 +75,7 @@ impl ChunkCipher {
 
     /// Checks and decrypts a sealed chunk in place (the tag is removed). `last` says
     /// whether the caller found this to be the final chunk of the stream.
-    pub fn open(&mut self, buf: &mut Vec<u8>, last: bool) -> Result<(), FormatError> {
+    pub(crate) fn open(&mut self, buf: &mut Vec<u8>, last: bool) -> Result<(), FormatError> {
         let index = self.counter;
         if buf.is_empty() {
             return Err(FormatError::Truncated { chunks: index });
@@ -144,6 +139,8 @@ pub struct EncryptWriter<W: Write> {
     cipher: ChunkCipher,
     buf: Vec<u8>,
     info: HeaderInfo,
+    /// Set when a write failed partway: the stream can no longer be completed correctly.
+    failed: bool,
 }
 
 impl<W: Write> EncryptWriter<W> {
@@ -170,6 +167,7 @@ impl<W: Write> EncryptWriter<W> {
             inner,
             buf: Vec::with_capacity(SEALED_CHUNK_SIZE),
             info: header.info,
+            failed: false,
         })
     }
 
@@ -178,11 +176,18 @@ impl<W: Write> EncryptWriter<W> {
     }
 
     fn seal_and_write(&mut self, last: bool) -> io::Result<()> {
+        if self.failed {
+            return Err(failed_earlier());
+        }
+        // Poisoned until the chunk is fully written: a sealed chunk that did not reach the
+        // inner writer cannot be sealed again (its nonce is spent).
+        self.failed = true;
         self.cipher
             .seal(&mut self.buf, last)
             .map_err(FormatError::into_io)?;
         self.inner.write_all(&self.buf)?;
         self.buf.clear();
+        self.failed = false;
         Ok(())
     }
 
@@ -196,6 +201,9 @@ impl<W: Write> EncryptWriter<W> {
 
 impl<W: Write> Write for EncryptWriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+        if self.failed {
+            return Err(failed_earlier());
+        }
         if data.is_empty() {
             return Ok(0);
         }
@@ -236,6 +244,8 @@ pub struct DecryptReader<R: Read> {
     /// One byte read past a full chunk to learn whether it was the last.
     lookahead: Option<u8>,
     done: bool,
+    /// Set by any error: the stream position is lost, so every later read fails the same way.
+    failed: Option<FormatError>,
     info: HeaderInfo,
 }
 
@@ -252,6 +262,7 @@ impl<R: Read> DecryptReader<R> {
             pos: 0,
             lookahead: None,
             done: false,
+            failed: None,
             info: header.info,
         })
     }
@@ -289,16 +300,29 @@ impl<R: Read> DecryptReader<R> {
 impl<R: Read> Read for DecryptReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
         while self.pos == self.buf.len() {
+            if let Some(e) = &self.failed {
+                return Err(e.replay().into_io());
+            }
             if self.done || out.is_empty() {
                 return Ok(0);
             }
-            self.next_chunk().map_err(FormatError::into_io)?;
+            if let Err(e) = self.next_chunk() {
+                // Never hand out what is left in the buffer: it is not authenticated.
+                self.buf.clear();
+                self.pos = 0;
+                self.failed = Some(e.replay());
+                return Err(e.into_io());
+            }
         }
         let n = out.len().min(self.buf.len() - self.pos);
         out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
         self.pos += n;
         Ok(n)
     }
+}
+
+fn failed_earlier() -> io::Error {
+    io::Error::other("the backup stream already failed; start again from the beginning")
 }
 
 /// Reads until `buf` is full or the reader reaches EOF; returns the bytes read.
