@@ -170,7 +170,7 @@ pub async fn list(out: &Output, profile: &Profile, from: Option<String>) -> Resu
         let key_id = key_id_of(&storage, b).await;
         rows.push(json!({
             "id": b.id,
-            "time": humantime::format_rfc3339_seconds(b.created).to_string(),
+            "time": humantime::format_rfc3339_millis(b.created).to_string(),
             "size": b.size,
             "key_id": key_id,
         }));
@@ -181,14 +181,14 @@ pub async fn list(out: &Output, profile: &Profile, from: Option<String>) -> Resu
         return Ok(());
     }
     out.say(format!(
-        "{:<26} {:<21} {:>10}  {}",
+        "{:<29} {:<21} {:>10}  {}",
         "ID", "TIME (UTC)", "SIZE", "KEY ID"
     ));
     for (b, row) in backups.iter().zip(&rows) {
         out.say(format!(
-            "{:<26} {:<21} {:>10}  {}",
+            "{:<29} {:<21} {:>10}  {}",
             b.id,
-            row["time"].as_str().unwrap_or(""),
+            humantime::format_rfc3339_seconds(b.created).to_string(),
             human_bytes(b.size),
             row["key_id"].as_str().unwrap_or("(unreadable)")
         ));

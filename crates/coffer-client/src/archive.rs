@@ -202,10 +202,19 @@ pub fn unpack<R: Read>(input: R, sink: Sink<'_>) -> Result<ArchiveSummary, Clien
     let mut summary = ArchiveSummary::default();
     // Directory times are set last: creating entries inside a directory changes its mtime.
     let mut dir_times: Vec<(PathBuf, FileTime)> = Vec::new();
+    // Symlinks seen so far: no later entry may go through or replace one. Checked here
+    // too (not only by the tar crate while writing) so `verify` refuses what `restore` would.
+    let mut symlinks: HashSet<PathBuf> = HashSet::new();
     let entries = archive.entries().map_err(archive_io)?;
     for entry in entries {
         let mut entry = entry.map_err(archive_io)?;
         let rel = check_entry_path(&entry.path_bytes())?;
+        if rel.ancestors().any(|a| symlinks.contains(a)) {
+            return Err(ClientError::UnsafeEntry {
+                path: rel.display().to_string(),
+                reason: "it would be written through or over a symlink",
+            });
+        }
         let kind = entry.header().entry_type();
         match kind {
             EntryType::Regular | EntryType::Continuous => {
@@ -213,7 +222,10 @@ pub fn unpack<R: Read>(input: R, sink: Sink<'_>) -> Result<ArchiveSummary, Clien
                 summary.bytes += entry.size();
             }
             EntryType::Directory => summary.directories += 1,
-            EntryType::Symlink => summary.symlinks += 1,
+            EntryType::Symlink => {
+                summary.symlinks += 1;
+                symlinks.insert(rel.clone());
+            }
             _ => {
                 return Err(ClientError::UnsafeEntry {
                     path: rel.display().to_string(),
@@ -265,18 +277,34 @@ fn unpack_error(rel: &Path, e: io::Error) -> ClientError {
     if crate::pipe::is_pipe_closed(&e) {
         return ClientError::PipelineStopped;
     }
-    let msg = e.to_string();
-    if msg.contains("outside of") {
+    if e.to_string().contains("outside of") {
         return ClientError::UnsafeEntry {
             path: rel.display().to_string(),
             reason: "it would be written through a symlink outside the target",
         };
     }
-    // The tar crate wraps the OS error with its own text; keep the kind and the text.
+    // The tar crate wraps the OS error in layers of its own text, which name the staging
+    // path; report the innermost cause (such as "No space left on device") instead.
+    let mut cause: &(dyn std::error::Error + 'static) = &e;
+    let mut kind = e.kind();
+    loop {
+        let next = match cause.downcast_ref::<io::Error>() {
+            Some(ioe) => {
+                kind = ioe.kind();
+                ioe.get_ref()
+                    .map(|inner| inner as &(dyn std::error::Error + 'static))
+            }
+            None => cause.source(),
+        };
+        match next {
+            Some(n) => cause = n,
+            None => break,
+        }
+    }
     ClientError::Io {
         what: "cannot write",
         path: rel.into(),
-        source: io::Error::new(e.kind(), msg),
+        source: io::Error::new(kind, cause.to_string()),
     }
 }
 

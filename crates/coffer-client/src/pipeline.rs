@@ -60,6 +60,9 @@ pub struct RestoreReport {
     pub key_id: String,
 }
 
+/// Age after which an unfinished upload is removed.
+const STALE_UPLOAD_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
 fn zstd_workers() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4) as u32)
 }
@@ -81,6 +84,10 @@ pub async fn backup(
     archive::source_names(sources)?;
     progress.start("backing up", Some(archive::measure(sources)));
 
+    // Uploads killed mid-way leave a part behind; a day later it is surely abandoned.
+    if let Err(e) = storage.remove_stale_uploads(STALE_UPLOAD_AGE).await {
+        tracing::warn!("could not clean up unfinished uploads: {e}");
+    }
     let id = new_backup_id(SystemTime::now())?;
     let mut upload = storage.begin_upload(&id).await?;
 

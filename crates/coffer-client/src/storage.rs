@@ -8,11 +8,12 @@
 //! incomplete/<id>.part     uploads in progress (providers with rename only)
 //! ```
 //!
-//! An id is `YYYYMMDDTHHMMSSZ-<8 hex digits>`: the UTC upload time, which the provider
-//! sees anyway, and random digits so that two uploads in one second do not collide.
+//! An id is `YYYYMMDDTHHMMSSmmmZ-<8 hex digits>`: the UTC upload time to the millisecond,
+//! which the provider sees anyway, and random digits so that ids never collide. Ids sort
+//! in time order.
 
 use std::path::{Path, PathBuf};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use opendal::layers::RetryLayer;
 use opendal::{ErrorKind, Operator};
@@ -226,6 +227,45 @@ impl Storage {
         })
     }
 
+    /// Removes uploads left in `incomplete/` by crashed or killed backups more than
+    /// `max_age` ago (younger ones may still be running on another device). Returns how
+    /// many were removed. Providers without rename never leave any.
+    pub async fn remove_stale_uploads(&self, max_age: Duration) -> Result<usize, ClientError> {
+        let entries = match self.op.list(INCOMPLETE_DIR).await {
+            Ok(e) => e,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(ClientError::storage("list unfinished uploads", e)),
+        };
+        let now = SystemTime::now();
+        let mut removed = 0;
+        for entry in entries {
+            if !entry.name().ends_with(PART_SUFFIX) {
+                continue;
+            }
+            let modified = match entry.metadata().last_modified() {
+                Some(t) => Some(t),
+                None => self
+                    .op
+                    .stat(entry.path())
+                    .await
+                    .ok()
+                    .and_then(|m| m.last_modified()),
+            };
+            let stale = modified
+                .map(SystemTime::from)
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > max_age);
+            if stale {
+                self.op
+                    .delete(entry.path())
+                    .await
+                    .map_err(|e| ClientError::storage("remove an unfinished upload", e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     pub async fn delete(&self, id: &str) -> Result<(), ClientError> {
         self.op
             .delete(&backup_path(id))
@@ -302,8 +342,11 @@ fn backup_path(id: &str) -> String {
 
 /// A new backup id for `now`.
 pub fn new_backup_id(now: SystemTime) -> Result<String, ClientError> {
-    let stamp = humantime::format_rfc3339_seconds(now).to_string();
-    let compact: String = stamp.chars().filter(|c| *c != '-' && *c != ':').collect();
+    let stamp = humantime::format_rfc3339_millis(now).to_string();
+    let compact: String = stamp
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':' | '.'))
+        .collect();
     let mut rand = [0u8; 4];
     coffer_format::key::fill_random(&mut rand)?;
     Ok(format!(
@@ -315,21 +358,23 @@ pub fn new_backup_id(now: SystemTime) -> Result<String, ClientError> {
 /// The upload time encoded in a backup id, if `id` is well formed.
 pub fn id_time(id: &str) -> Option<SystemTime> {
     let (stamp, rand) = id.split_once('-')?;
-    if rand.len() != 8 || !rand.bytes().all(|b| b.is_ascii_hexdigit()) || stamp.len() != 16 {
+    if rand.len() != 8 || !rand.bytes().all(|b| b.is_ascii_hexdigit()) || stamp.len() != 19 {
         return None;
     }
     let b = stamp.as_bytes();
-    if b[8] != b'T' || b[15] != b'Z' {
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b[8] != b'T' || b[18] != b'Z' || !digits(0..8) || !digits(9..18) {
         return None;
     }
     let rfc = format!(
-        "{}-{}-{}T{}:{}:{}Z",
+        "{}-{}-{}T{}:{}:{}.{}Z",
         &stamp[0..4],
         &stamp[4..6],
         &stamp[6..8],
         &stamp[9..11],
         &stamp[11..13],
-        &stamp[13..15]
+        &stamp[13..15],
+        &stamp[15..18]
     );
     humantime::parse_rfc3339(&rfc).ok()
 }
@@ -340,11 +385,14 @@ mod tests {
 
     #[test]
     fn ids_round_trip_their_time() {
-        let t = humantime::parse_rfc3339("2026-11-27T10:10:18Z").unwrap();
+        let t = humantime::parse_rfc3339("2026-11-27T10:10:18.042Z").unwrap();
         let id = new_backup_id(t).unwrap();
-        assert!(id.starts_with("20261127T101018Z-"), "{id}");
+        assert!(id.starts_with("20261127T101018042Z-"), "{id}");
         assert_eq!(id_time(&id), Some(t));
-        assert_eq!(id_time("20261127T101018Z-zzzzzzzz"), None);
+        let later = new_backup_id(t + std::time::Duration::from_millis(1)).unwrap();
+        assert!(later > id, "ids sort in time order");
+        assert_eq!(id_time("20261127T101018042Z-zzzzzzzz"), None);
+        assert_eq!(id_time("20261127T1010180x2Z-00000000"), None);
         assert_eq!(id_time("notes"), None);
     }
 
