@@ -399,9 +399,9 @@ fn restore_and_verify_default_to_the_newest_backup() {
 #[test]
 fn newest_backup_wins_even_within_one_second() {
     let env = Env::enabled();
-    // Back up quickly until two backups share a second in the wrong id order (with the bug
-    // this happens within a few tries), or give up after a handful: then the test only
-    // checks the ordinary case.
+    // Back up quickly, many times within a second or two; after each, the newest backup
+    // must be the last listed. (With ids ordered only to the second, a random suffix
+    // decided the order and this failed within a few tries.)
     let mut last = String::new();
     for i in 0..20 {
         last = backup_text(&env, &format!("version {i}\n"));

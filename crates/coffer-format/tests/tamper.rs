@@ -458,13 +458,10 @@ impl Read for FlakyOnce<'_> {
     }
 }
 
-// Known bug in `DecryptReader` (src/stream.rs, `read` and `next_chunk`): after `read` has
-// returned an error, the next `read` hands out whatever is left in the internal buffer,
-// which is not authenticated plaintext: the sealed chunk (ciphertext and tag) after an
-// authentication failure; zeros and raw ciphertext after an I/O error in the middle of a
-// chunk. `FormatError::Io` is documented as retryable, so a caller that retries is given
-// garbage as if it were payload. The two tests below pin the expected behaviour (the reader
-// stays failed) and are ignored until src/stream.rs is fixed.
+// After `read` has returned an error, the reader must stay failed: what is left in its
+// buffer is not authenticated plaintext (the sealed chunk after an authentication failure;
+// a partial chunk after an I/O error). `FormatError::Io` is retryable, so a caller may
+// well read again and must then get an error, never bytes and never a clean end.
 
 #[test]
 fn read_after_an_authentication_failure_fails_again() {
@@ -533,12 +530,9 @@ impl Write for FlakySink {
     }
 }
 
-// Known bug in `EncryptWriter` (src/stream.rs, `seal_and_write` and `write`): when the inner
-// writer fails, the sealed chunk (65536 + 16 bytes) stays in the buffer, so the next `write`
-// computes `CHUNK_SIZE - self.buf.len()` on a buffer longer than a chunk: an arithmetic
-// overflow panic in debug builds, and in release builds a chunk longer than 64 KiB sealed
-// with an already-used counter. Expected behaviour: an error (the writer stays failed), never
-// a panic.
+// When the inner writer fails, the sealed chunk stays unwritten and its nonce is spent: the
+// writer must stay failed and answer later writes with an error, never a panic and never a
+// chunk sealed twice.
 #[test]
 fn writing_after_an_io_error_does_not_panic() {
     let k = key(23);
