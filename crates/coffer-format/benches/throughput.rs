@@ -14,8 +14,7 @@ use std::io::{Read, Write};
 use std::time::{Duration, Instant};
 
 use aes_gcm::aead::consts::U12;
-use aes_gcm::aead::generic_array::GenericArray;
-use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::Aes256Gcm;
 use chacha20poly1305::ChaCha20Poly1305;
 use coffer_format::{
@@ -82,7 +81,7 @@ fn format_decrypt(key: &BackupKey, backup: &[u8], out: &mut [u8]) -> usize {
 
 /// The peer's encrypt path: one AEAD call per 64 KiB piece, ciphertext and tag appended to a
 /// pre-allocated buffer, the same nonce layout and 32 bytes of associated data.
-fn peer_encrypt<A: AeadInPlace<NonceSize = U12>>(aead: &A, plain: &[u8], out: &mut Vec<u8>) {
+fn peer_encrypt<A: AeadInOut<NonceSize = U12>>(aead: &A, plain: &[u8], out: &mut Vec<u8>) {
     out.clear();
     let aad = [7u8; 32];
     let pieces = plain.len().div_ceil(CHUNK_SIZE);
@@ -91,7 +90,7 @@ fn peer_encrypt<A: AeadInPlace<NonceSize = U12>>(aead: &A, plain: &[u8], out: &m
         out.extend_from_slice(piece);
         let n = nonce(i as u64, i + 1 == pieces);
         let tag = aead
-            .encrypt_in_place_detached(GenericArray::from_slice(&n), &aad, &mut out[start..])
+            .encrypt_inout_detached((&n).into(), &aad, (&mut out[start..]).into())
             .expect("encrypt");
         out.extend_from_slice(&tag);
     }
@@ -100,7 +99,7 @@ fn peer_encrypt<A: AeadInPlace<NonceSize = U12>>(aead: &A, plain: &[u8], out: &m
 
 /// The peer's decrypt path: one AEAD call per sealed piece, plaintext written to a
 /// pre-allocated buffer.
-fn peer_decrypt<A: AeadInPlace<NonceSize = U12>>(aead: &A, sealed: &[u8], out: &mut [u8]) {
+fn peer_decrypt<A: AeadInOut<NonceSize = U12>>(aead: &A, sealed: &[u8], out: &mut [u8]) {
     let aad = [7u8; 32];
     let pieces = sealed.len().div_ceil(SEALED_CHUNK_SIZE);
     let mut pos = 0;
@@ -109,12 +108,8 @@ fn peer_decrypt<A: AeadInPlace<NonceSize = U12>>(aead: &A, sealed: &[u8], out: &
         let dst = &mut out[pos..pos + ct.len()];
         dst.copy_from_slice(ct);
         let n = nonce(i as u64, i + 1 == pieces);
-        aead.decrypt_in_place_detached(
-            GenericArray::from_slice(&n),
-            &aad,
-            dst,
-            GenericArray::from_slice(tag),
-        )
+        let tag = tag.try_into().expect("16-byte tag");
+        aead.decrypt_inout_detached((&n).into(), &aad, dst.into(), &tag)
         .expect("decrypt");
         pos += ct.len();
     }
@@ -137,7 +132,7 @@ fn report(what: &str, cipher: Cipher, format: Duration, peer: Duration) {
     );
 }
 
-fn bench_cipher<A: AeadInPlace<NonceSize = U12>>(
+fn bench_cipher<A: AeadInOut<NonceSize = U12>>(
     cipher: Cipher,
     aead: &A,
     key: &BackupKey,

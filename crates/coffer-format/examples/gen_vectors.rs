@@ -28,7 +28,7 @@
 use std::io::Write;
 use std::path::Path;
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::Aes256Gcm;
 use chacha20poly1305::ChaCha20Poly1305;
 use coffer_format::{
@@ -204,11 +204,11 @@ mod reference {
         let tag = match cipher_id {
             1 => Aes256Gcm::new_from_slice(payload_key)
                 .unwrap()
-                .encrypt_in_place_detached((&n).into(), aad, &mut buf)
+                .encrypt_inout_detached((&n).into(), aad, buf.as_mut_slice().into())
                 .unwrap(),
             2 => ChaCha20Poly1305::new_from_slice(payload_key)
                 .unwrap()
-                .encrypt_in_place_detached((&n).into(), aad, &mut buf)
+                .encrypt_inout_detached((&n).into(), aad, buf.as_mut_slice().into())
                 .unwrap(),
             _ => panic!("unknown cipher"),
         };

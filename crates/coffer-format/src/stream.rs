@@ -7,7 +7,7 @@
 
 use std::io::{self, Read, Write};
 
-use aes_gcm::aead::{AeadInPlace, KeyInit};
+use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::Aes256Gcm;
 use chacha20poly1305::ChaCha20Poly1305;
 
@@ -64,9 +64,10 @@ impl ChunkCipher {
     pub(crate) fn seal(&mut self, buf: &mut Vec<u8>, last: bool) -> Result<(), FormatError> {
         debug_assert!(buf.len() <= CHUNK_SIZE && !self.finished);
         let nonce = self.nonce(last);
+        let data = buf.as_mut_slice().into();
         let tag = match &self.aead {
-            Aead::Aes(c) => c.encrypt_in_place_detached((&nonce).into(), &self.aad, buf),
-            Aead::ChaCha(c) => c.encrypt_in_place_detached((&nonce).into(), &self.aad, buf),
+            Aead::Aes(c) => c.encrypt_inout_detached((&nonce).into(), &self.aad, data),
+            Aead::ChaCha(c) => c.encrypt_inout_detached((&nonce).into(), &self.aad, data),
         }
         .map_err(|_| FormatError::TooLong)?;
         buf.extend_from_slice(&tag);
@@ -112,10 +113,13 @@ impl ChunkCipher {
         let nonce = self.nonce(last);
         let split = buf.len() - TAG_LEN;
         let (data, tag) = buf.split_at_mut(split);
-        let tag = aes_gcm::Tag::clone_from_slice(tag);
+        let Ok(tag) = aes_gcm::Tag::try_from(&*tag) else {
+            return false;
+        };
+        let data = data.into();
         let ok = match &self.aead {
-            Aead::Aes(c) => c.decrypt_in_place_detached((&nonce).into(), &self.aad, data, &tag),
-            Aead::ChaCha(c) => c.decrypt_in_place_detached((&nonce).into(), &self.aad, data, &tag),
+            Aead::Aes(c) => c.decrypt_inout_detached((&nonce).into(), &self.aad, data, &tag),
+            Aead::ChaCha(c) => c.decrypt_inout_detached((&nonce).into(), &self.aad, data, &tag),
         }
         .is_ok();
         if ok {

@@ -304,7 +304,7 @@ fn zstd_tar_vector_payload_is_a_zstd_frame_holding_a_tar() {
 /// nothing but the label constants), so that the document and the library are checked
 /// against each other on every vector.
 mod spec_decoder {
-    use aes_gcm::aead::{AeadInPlace, KeyInit};
+    use aes_gcm::aead::{AeadInOut, KeyInit};
     use aes_gcm::Aes256Gcm;
     use chacha20poly1305::ChaCha20Poly1305;
     use coffer_format::labels;
@@ -394,14 +394,17 @@ mod spec_decoder {
             nonce[11] = u8::from(last);
             let (ct, tag) = sealed.split_at(sealed.len() - TAG);
             let mut buf = ct.to_vec();
+            let Ok(tag) = tag.try_into() else {
+                return Err("payload failure");
+            };
             let ok = match cipher {
                 1 => Aes256Gcm::new_from_slice(&payload_key)
                     .unwrap()
-                    .decrypt_in_place_detached((&nonce).into(), aad, &mut buf, tag.into())
+                    .decrypt_inout_detached((&nonce).into(), aad, buf.as_mut_slice().into(), &tag)
                     .is_ok(),
                 _ => ChaCha20Poly1305::new_from_slice(&payload_key)
                     .unwrap()
-                    .decrypt_in_place_detached((&nonce).into(), aad, &mut buf, tag.into())
+                    .decrypt_inout_detached((&nonce).into(), aad, buf.as_mut_slice().into(), &tag)
                     .is_ok(),
             };
             if !ok {
