@@ -6,7 +6,7 @@
 # Usage: bench/backup_restore.sh [WORKDIR]
 #   BENCH_GIB=2     size of the incompressible file, in GiB
 #   BENCH_CHAT_MB=600  size of the compressible chat-like data set, in MB
-#   BENCH_RUNS=3    runs per command; the median is reported
+#   BENCH_RUNS=5    runs per command, round-robin; the median is reported
 # WORKDIR (default /var/tmp/coffer-bench) must be on the disk you want to measure.
 set -euo pipefail
 
@@ -14,7 +14,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 work=${1:-/var/tmp/coffer-bench}
 gib=${BENCH_GIB:-2}
 chat_mb=${BENCH_CHAT_MB:-600}
-runs=${BENCH_RUNS:-3}
+runs=${BENCH_RUNS:-5}
 
 need() { command -v "$1" >/dev/null 2>&1; }
 if ! need age || ! need zstd || ! [ -x /usr/bin/time ]; then
@@ -28,7 +28,7 @@ coffer="$here/target/release/coffer"
 
 mkdir -p "$work"
 cd "$work"
-rm -rf out restore-* store profile* age.out cp-dst
+rm -rf out restore-* store profile* age.out cp-dst rss.txt err.txt cpd p r s
 
 # --- data sets --------------------------------------------------------------------------
 if [ ! -f "random/blob.bin" ] || [ "$(stat -c %s random/blob.bin)" -ne $((gib << 30)) ]; then
@@ -43,26 +43,35 @@ if [ ! -f "chat/.complete-$chat_mb" ]; then
     touch "chat/.complete-$chat_mb"
 fi
 
+rm -f age.key
 age-keygen -o age.key 2>/dev/null
 recipient=$(age-keygen -y age.key)
 
-# median of the wall-clock seconds of $runs runs of a command; prints "seconds peak_kib"
-measure() {
-    local before=$1; shift
-    local times=() rss=0
-    for _ in $(seq "$runs"); do
-        eval "$before"
-        sync
-        local start end peak
-        start=$(date +%s.%N)
-        peak=$( { /usr/bin/time -f '%M' bash -c "$*" >/dev/null 2>/dev/null; } 2>&1 | tail -1)
-        end=$(date +%s.%N)
-        times+=("$(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.3f", b - a}')")
-        [ "$peak" -gt "$rss" ] && rss=$peak
+# Runs each named command $runs times, round-robin so that background disk activity hits
+# them alike; before each run its preparation runs and `sync` settles the disk.
+# Sets T[name] (median seconds) and R[name] (largest peak RSS of one process, KiB).
+declare -A T R PREP CMD
+run_round_robin() {
+    local names=("$@") name i
+    declare -A all
+    for name in "${names[@]}"; do all[$name]=""; R[$name]=0; done
+    for i in $(seq "$runs"); do
+        for name in "${names[@]}"; do
+            eval "${PREP[$name]}"
+            sync
+            local start end peak
+            start=$(date +%s.%N)
+            /usr/bin/time -o rss.txt -f '%M' bash -c "${CMD[$name]}" >/dev/null 2>err.txt \
+                || { echo "failed: ${CMD[$name]}" >&2; cat err.txt >&2; exit 1; }
+            end=$(date +%s.%N)
+            peak=$(tail -1 rss.txt)
+            all[$name]+="$(awk -v a="$start" -v b="$end" 'BEGIN{printf "%.3f", b - a}') "
+            [ "$peak" -gt "${R[$name]}" ] && R[$name]=$peak
+        done
     done
-    local median
-    median=$(printf '%s\n' "${times[@]}" | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
-    echo "$median $rss"
+    for name in "${names[@]}"; do
+        T[$name]=$(printf '%s\n' ${all[$name]} | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
+    done
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN{printf "%.2f", a / b}'; }
@@ -75,34 +84,32 @@ report() {
     echo
     echo "== $name: $(numfmt --to=iec "$bytes") in $(find "$src" -type f | wc -l) files =="
 
-    printf '%s\n' "--- backup"
-    read -r t_cp _ < <(measure "rm -rf cp-dst" "cp -r '$src' cp-dst && sync")
-    read -r t_cp_nosync _ < <(measure "rm -rf cp-dst" "cp -r '$src' cp-dst")
-    read -r t_age r_age < <(measure "rm -f age.out" \
-        "tar -cf - -C '$work' '$set' | zstd -1 -T0 -q | age -r '$recipient' > age.out && sync")
-    read -r t_cof r_cof < <(measure "rm -rf store profile; '$coffer' --profile profile enable --key --storage store >/dev/null" \
-        "'$coffer' --profile profile backup '$src'")
-    printf '  cp -r + sync        %7.2f s\n' "$t_cp"
-    printf '  cp -r (no sync)     %7.2f s\n' "$t_cp_nosync"
-    printf '  tar|zstd -1|age     %7.2f s  peak RSS %6d KiB (largest process)\n' "$t_age" "$r_age"
-    printf '  coffer backup       %7.2f s  peak RSS %6d KiB\n' "$t_cof" "$r_cof"
-    printf '  ratio coffer/cp+sync %s (bar <= 1.3), coffer/cp %s, coffer/age-pipeline %s (bar <= 0.7)\n' \
-        "$(ratio "$t_cof" "$t_cp")" "$(ratio "$t_cof" "$t_cp_nosync")" "$(ratio "$t_cof" "$t_age")"
+    rm -rf store profile
+    "$coffer" --profile profile enable --key --storage store >/dev/null
+    PREP[cp]="rm -rf cp-dst";            CMD[cp]="cp -r '$src' cp-dst && sync"
+    PREP[age]="rm -f age.out";           CMD[age]="tar -cf - -C '$work' '$set' | zstd -1 -T0 -q | age -r '$recipient' > age.out && sync"
+    PREP[coffer]="rm -rf store/backups"; CMD[coffer]="'$coffer' --profile profile backup '$src'"
+    run_round_robin cp age coffer
+    echo "--- backup (each command ends with its data on disk: cp and age are followed by sync; coffer fsyncs)"
+    printf '  cp -r && sync        %7.2f s\n' "${T[cp]}"
+    printf '  tar|zstd -1|age      %7.2f s  peak RSS %7d KiB (largest process)\n' "${T[age]}" "${R[age]}"
+    printf '  coffer backup        %7.2f s  peak RSS %7d KiB\n' "${T[coffer]}" "${R[coffer]}"
+    printf '  ratio coffer/cp %s (bar <= 1.3); coffer/age-pipeline %s (bar <= 0.7)\n' \
+        "$(ratio "${T[coffer]}" "${T[cp]}")" "$(ratio "${T[coffer]}" "${T[age]}")"
     echo "  stored: coffer $(numfmt --to=iec "$(du -sb store/backups | cut -f1)"), age pipeline $(numfmt --to=iec "$(stat -c %s age.out)")"
 
-    printf '%s\n' "--- restore"
-    read -r t_rcp _ < <(measure "rm -rf cp-dst" "cp -r '$src' cp-dst && sync")
-    read -r t_rage r_rage < <(measure "rm -rf restore-age; mkdir restore-age" \
-        "age -d -i age.key age.out | zstd -d -q | tar -xf - -C restore-age && sync")
-    read -r t_rcof r_rcof < <(measure "rm -rf restore-coffer" \
-        "'$coffer' --profile profile restore --into restore-coffer")
-    printf '  cp -r + sync        %7.2f s\n' "$t_rcp"
-    printf '  age|zstd -d|tar -x  %7.2f s  peak RSS %6d KiB (largest process)\n' "$t_rage" "$r_rage"
-    printf '  coffer restore      %7.2f s  peak RSS %6d KiB\n' "$t_rcof" "$r_rcof"
-    printf '  ratio coffer/cp+sync %s (bar <= 1.3), coffer/age-pipeline %s (bar <= 0.7)\n' \
-        "$(ratio "$t_rcof" "$t_rcp")" "$(ratio "$t_rcof" "$t_rage")"
-    cmp -s "$src/$(ls "$src" | head -1)" "restore-coffer/$set/$(ls "$src" | head -1)" 2>/dev/null \
-        || diff -rq "$src" "restore-coffer/$set" >/dev/null || { echo "restored data differs!" >&2; exit 1; }
+    PREP[rcp]="rm -rf cp-dst";             CMD[rcp]="cp -r '$src' cp-dst && sync"
+    PREP[rage]="rm -rf restore-age; mkdir restore-age"
+    CMD[rage]="age -d -i age.key age.out | zstd -d -q | tar -xf - -C restore-age && sync"
+    PREP[rcoffer]="rm -rf restore-coffer"; CMD[rcoffer]="'$coffer' --profile profile restore --into restore-coffer"
+    run_round_robin rcp rage rcoffer
+    echo "--- restore"
+    printf '  cp -r && sync        %7.2f s\n' "${T[rcp]}"
+    printf '  age -d|zstd -d|tar -x %6.2f s  peak RSS %7d KiB (largest process)\n' "${T[rage]}" "${R[rage]}"
+    printf '  coffer restore       %7.2f s  peak RSS %7d KiB\n' "${T[rcoffer]}" "${R[rcoffer]}"
+    printf '  ratio coffer/cp %s (bar <= 1.3); coffer/age-pipeline %s (bar <= 0.7)\n' \
+        "$(ratio "${T[rcoffer]}" "${T[rcp]}")" "$(ratio "${T[rcoffer]}" "${T[rage]}")"
+    diff -rq "$src" "restore-coffer/$set" >/dev/null || { echo "restored data differs!" >&2; exit 1; }
     rm -rf cp-dst restore-age restore-coffer
 }
 

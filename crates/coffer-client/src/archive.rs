@@ -15,6 +15,7 @@ use serde::Serialize;
 use tar::{Builder, EntryType, HeaderMode};
 
 use crate::error::ClientError;
+use crate::pipe::pump;
 
 /// What an archive held.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -121,9 +122,9 @@ fn add_path<W: Write>(
             add_path(b, &child.path(), &name.join(child.file_name()), summary)?;
         }
     } else if ft.is_file() {
-        append(b)?;
+        let len = append_file(b, path, name)?;
         summary.files += 1;
-        summary.bytes += md.len();
+        summary.bytes += len;
     } else if ft.is_symlink() {
         append(b)?;
         summary.symlinks += 1;
@@ -131,6 +132,54 @@ fn add_path<W: Write>(
         summary.skipped += 1;
     }
     Ok(())
+}
+
+/// Bytes per read of a source file and per write of a restored one: large I/O keeps the
+/// system-call count low (the tar crate alone would use 8 KiB).
+const FILE_IO: usize = 1 << 20;
+
+/// Appends a regular file, reading it in large pieces. The entry holds exactly the length
+/// the file had when opened, so a file that changes meanwhile cannot corrupt the archive.
+fn append_file<W: Write>(b: &mut Builder<W>, path: &Path, name: &Path) -> Result<u64, ClientError> {
+    let file = fs::File::open(path).map_err(|e| ClientError::io("cannot read", path, e))?;
+    let md = file
+        .metadata()
+        .map_err(|e| ClientError::io("cannot read", path, e))?;
+    let mut header = tar::Header::new_gnu();
+    header.set_metadata_in_mode(&md, HeaderMode::Complete);
+    let mut data = ExactLen {
+        inner: io::BufReader::with_capacity(FILE_IO, file),
+        left: md.len(),
+    };
+    b.append_data(&mut header, name, &mut data)
+        .map_err(|e| ClientError::from_pipe_io_or(path, e))?;
+    Ok(md.len())
+}
+
+/// Yields exactly `left` bytes: the file's bytes, then zeros if it shrank meanwhile.
+struct ExactLen<R: Read> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for ExactLen<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let want = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        if want == 0 {
+            return Ok(0);
+        }
+        let n = match self.inner.read(&mut buf[..want])? {
+            0 => {
+                buf[..want].fill(0);
+                want
+            }
+            n => n,
+        };
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 impl ClientError {
@@ -195,15 +244,13 @@ pub enum Sink<'a> {
 /// Reads a tar archive, checking every entry, into `sink`.
 pub fn unpack<R: Read>(input: R, sink: Sink<'_>) -> Result<ArchiveSummary, ClientError> {
     let mut archive = tar::Archive::new(input);
-    archive.set_preserve_permissions(true);
-    archive.set_preserve_mtime(true);
-    archive.set_unpack_xattrs(false);
-    archive.set_overwrite(false);
     let mut summary = ArchiveSummary::default();
-    // Directory times are set last: creating entries inside a directory changes its mtime.
-    let mut dir_times: Vec<(PathBuf, FileTime)> = Vec::new();
-    // Symlinks seen so far: no later entry may go through or replace one. Checked here
-    // too (not only by the tar crate while writing) so `verify` refuses what `restore` would.
+    // Directory modes and times are set last: a read-only directory could not be filled,
+    // and creating entries inside a directory changes its time.
+    let mut dirs: Vec<(PathBuf, u32, FileTime)> = Vec::new();
+    // Symlinks seen so far: no later entry may go through or replace one. This (with the
+    // path check) is what keeps every write inside the target, and `verify` checks the
+    // same, so it refuses what `restore` would.
     let mut symlinks: HashSet<PathBuf> = HashSet::new();
     let entries = archive.entries().map_err(archive_io)?;
     for entry in entries {
@@ -233,32 +280,90 @@ pub fn unpack<R: Read>(input: R, sink: Sink<'_>) -> Result<ArchiveSummary, Clien
                 })
             }
         }
-        match sink {
-            Sink::Discard => {
-                io::copy(&mut entry, &mut io::sink()).map_err(archive_io)?;
+        let Sink::Directory(root) = sink else {
+            pump(&mut entry, &mut io::sink()).map_err(archive_io)?;
+            continue;
+        };
+        let dst = root.join(&rel);
+        let header = entry.header();
+        let mtime = FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0);
+        // Set-id bits are dropped: a restore must not create privileged programs.
+        let mode = header.mode().map_err(archive_io)? & 0o1777;
+        match kind {
+            EntryType::Directory => {
+                fs::create_dir_all(&dst).map_err(|e| unpack_error(&rel, e))?;
+                dirs.push((dst, mode, mtime));
             }
-            Sink::Directory(root) => {
-                if kind == EntryType::Directory {
-                    if let Ok(mtime) = entry.header().mtime() {
-                        dir_times
-                            .push((root.join(&rel), FileTime::from_unix_time(mtime as i64, 0)));
-                    }
-                }
-                let unpacked = entry.unpack_in(root).map_err(|e| unpack_error(&rel, e))?;
-                if !unpacked {
-                    return Err(ClientError::UnsafeEntry {
-                        path: rel.display().to_string(),
-                        reason: "it would land outside the target",
-                    });
-                }
+            EntryType::Symlink => {
+                use std::os::unix::ffi::OsStrExt;
+                let target = entry
+                    .link_name_bytes()
+                    .ok_or_else(|| ClientError::BadArchive {
+                        id: String::new(),
+                        reason: format!("symlink {} has no target", rel.display()),
+                    })?;
+                make_parent(&dst, &rel)?;
+                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &dst)
+                    .map_err(|e| unpack_error(&rel, e))?;
+                filetime::set_symlink_file_times(&dst, mtime, mtime)
+                    .map_err(|e| unpack_error(&rel, e))?;
             }
+            _ => write_file(&mut entry, &dst, &rel, mode, mtime)?,
         }
     }
-    for (dir, mtime) in dir_times.iter().rev() {
+    for (dir, mode, mtime) in dirs.iter().rev() {
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(dir, fs::Permissions::from_mode(*mode))
+            .map_err(|e| ClientError::io("cannot set the mode of", dir, e))?;
         filetime::set_file_mtime(dir, *mtime)
             .map_err(|e| ClientError::io("cannot set the time of", dir, e))?;
     }
     Ok(summary)
+}
+
+fn make_parent(dst: &Path, rel: &Path) -> Result<(), ClientError> {
+    match dst.parent() {
+        Some(parent) => fs::create_dir_all(parent).map_err(|e| unpack_error(rel, e)),
+        None => Ok(()),
+    }
+}
+
+/// Writes a regular file entry to `dst` with large writes, then sets its mode and time.
+///
+/// `dst` is inside a fresh staging directory, its relative path passed
+/// [`check_entry_path`], and no earlier entry made any of its ancestors a symlink (checked in
+/// [`unpack`]), so the write cannot leave the staging directory; `O_NOFOLLOW` and
+/// `create_new` refuse anything already there.
+fn write_file<R: Read>(
+    entry: &mut tar::Entry<'_, R>,
+    dst: &Path,
+    rel: &Path,
+    mode: u32,
+    mtime: FileTime,
+) -> Result<(), ClientError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let fail = |e: io::Error| unpack_error(rel, e);
+    make_parent(dst, rel)?;
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(dst)
+        .map_err(fail)?;
+    let mut buf = vec![0u8; FILE_IO];
+    loop {
+        let n = match entry.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(archive_io(e)),
+        };
+        file.write_all(&buf[..n]).map_err(fail)?;
+    }
+    file.set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(fail)?;
+    filetime::set_file_handle_times(&file, None, Some(mtime)).map_err(fail)
 }
 
 /// Errors reading the archive stream: a stage upstream stopped (its own error is the real
@@ -277,14 +382,8 @@ fn unpack_error(rel: &Path, e: io::Error) -> ClientError {
     if crate::pipe::is_pipe_closed(&e) {
         return ClientError::PipelineStopped;
     }
-    if e.to_string().contains("outside of") {
-        return ClientError::UnsafeEntry {
-            path: rel.display().to_string(),
-            reason: "it would be written through a symlink outside the target",
-        };
-    }
-    // The tar crate wraps the OS error in layers of its own text, which name the staging
-    // path; report the innermost cause (such as "No space left on device") instead.
+    // Report the innermost cause (such as "No space left on device"), not a wrapper's text,
+    // which may name the staging path.
     let mut cause: &(dyn std::error::Error + 'static) = &e;
     let mut kind = e.kind();
     loop {
@@ -430,6 +529,26 @@ mod tests {
             1_500_000_000
         );
         assert_eq!(fs::metadata(r.join("empty")).unwrap().len(), 0);
+    }
+
+    #[test]
+    fn set_id_bits_are_dropped_and_read_only_folders_still_fill() {
+        use std::os::unix::fs::{MetadataExt, PermissionsExt};
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().join("src");
+        fs::create_dir_all(src.join("locked")).unwrap();
+        fs::write(src.join("locked/suid"), b"x").unwrap();
+        fs::set_permissions(src.join("locked/suid"), fs::Permissions::from_mode(0o4755)).unwrap();
+        fs::set_permissions(src.join("locked"), fs::Permissions::from_mode(0o555)).unwrap();
+        let (_, tar) = pack(std::slice::from_ref(&src), Vec::new()).unwrap();
+        let out = d.path().join("out");
+        fs::create_dir(&out).unwrap();
+        unpack(&tar[..], Sink::Directory(&out)).unwrap();
+        let md = |p: &str| fs::metadata(out.join(p)).unwrap().mode() & 0o7777;
+        assert_eq!(md("src/locked/suid"), 0o755);
+        assert_eq!(md("src/locked"), 0o555);
+        fs::set_permissions(src.join("locked"), fs::Permissions::from_mode(0o755)).unwrap();
+        fs::set_permissions(out.join("src/locked"), fs::Permissions::from_mode(0o755)).unwrap();
     }
 
     #[test]

@@ -81,6 +81,23 @@ impl BlockSource for tokio::sync::mpsc::Receiver<Vec<u8>> {
     }
 }
 
+/// Copies `r` into `w` in large pieces (std's `io::copy` uses 8 KiB between arbitrary
+/// readers and writers). Returns the bytes copied.
+pub fn pump<R: Read + ?Sized, W: Write + ?Sized>(r: &mut R, w: &mut W) -> io::Result<u64> {
+    let mut buf = vec![0u8; BLOCK / 4];
+    let mut total = 0;
+    loop {
+        let n = match r.read(&mut buf) {
+            Ok(0) => return Ok(total),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        w.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+}
+
 /// The writing end of a pipe between two threads.
 pub type SyncPipeWriter = PipeWriter<mpsc::SyncSender<Vec<u8>>>;
 /// The reading end of a pipe between two threads.

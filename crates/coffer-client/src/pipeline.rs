@@ -19,7 +19,7 @@ use tokio::sync::mpsc;
 
 use crate::archive::{self, ArchiveSummary, Sink};
 use crate::error::ClientError;
-use crate::pipe::{sync_pipe, PipeReader, PipeWriter, BLOCK, DEPTH};
+use crate::pipe::{pump, sync_pipe, PipeReader, PipeWriter, BLOCK, DEPTH};
 use crate::progress::Progress;
 use crate::storage::{new_backup_id, Storage, StoredBackup};
 
@@ -118,7 +118,7 @@ pub async fn backup(
     let encrypt = tokio::task::spawn_blocking(move || -> Result<(), ClientError> {
         let stage = |e: io::Error| ClientError::from_pipe_io("backup", e);
         let mut input = plain_rx;
-        io::copy(&mut input, &mut enc).map_err(stage)?;
+        pump(&mut input, &mut enc).map_err(stage)?;
         enc.finish().map_err(stage)?.finish().map_err(stage)
     });
 
@@ -222,7 +222,7 @@ pub async fn export_payload(
         let mut reader = DecryptReader::new(&key, PipeReader::new(rx))
             .map_err(|e| ClientError::from_format(&bid, e))?;
         let mut file = file;
-        io::copy(&mut reader, &mut file).map_err(|e| ClientError::from_pipe_io(&bid, e))?;
+        pump(&mut reader, &mut file).map_err(|e| ClientError::from_pipe_io(&bid, e))?;
         file.sync_all()
             .map_err(|e| ClientError::io("cannot write", "payload", e))
     });
@@ -262,7 +262,7 @@ async fn read_backup(
             .map_err(|e| ClientError::from_format(&bid, e))?;
         let key_id = reader.info().key_id;
         let mut out = plain_tx;
-        io::copy(&mut reader, &mut out).map_err(|e| ClientError::from_pipe_io(&bid, e))?;
+        pump(&mut reader, &mut out).map_err(|e| ClientError::from_pipe_io(&bid, e))?;
         out.finish()
             .map_err(|e| ClientError::from_pipe_io(&bid, e))?;
         Ok(key_id)

@@ -212,10 +212,12 @@ impl Storage {
             .rename
             .then(|| format!("{INCOMPLETE_DIR}{id}{PART_SUFFIX}"));
         let path = temp_path.as_deref().unwrap_or(&final_path);
-        let writer = self
-            .op
-            .writer_with(path)
-            .chunk(IO_CHUNK)
+        let mut writer = self.op.writer_with(path);
+        if temp_path.is_none() {
+            // Object stores upload in parts; a local file takes each block as it comes.
+            writer = writer.chunk(IO_CHUNK);
+        }
+        let writer = writer
             .await
             .map_err(|e| ClientError::storage("start an upload", e))?;
         Ok(Upload {

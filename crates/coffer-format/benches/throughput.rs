@@ -110,7 +110,7 @@ fn peer_decrypt<A: AeadInOut<NonceSize = U12>>(aead: &A, sealed: &[u8], out: &mu
         let n = nonce(i as u64, i + 1 == pieces);
         let tag = tag.try_into().expect("16-byte tag");
         aead.decrypt_inout_detached((&n).into(), &aad, dst.into(), &tag)
-        .expect("decrypt");
+            .expect("decrypt");
         pos += ct.len();
     }
     black_box(&out);
