@@ -128,6 +128,7 @@ struct DisableArgs {
 }
 
 fn main() {
+    tune_allocator();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -145,6 +146,19 @@ fn main() {
         Err(e) => out.error(&e),
     };
     std::process::exit(code);
+}
+
+/// The pipelines hand 1 MiB blocks between threads. glibc serves blocks that large with
+/// `mmap` and gives them back on free, so every block costs page faults, zeroing and TLB
+/// shootdowns (measured: up to 2x the system time of a backup, and most of its variance).
+/// Keeping them on the heap makes freed blocks reusable.
+fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only adjusts allocator parameters; called before any other thread.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
+    }
 }
 
 fn run(cli: Cli, out: &Output) -> anyhow::Result<()> {

@@ -34,6 +34,7 @@ impl Output {
 
     /// Reports an error and returns the exit code.
     pub fn error(&self, err: &anyhow::Error) -> i32 {
+        let message = message(err);
         let (code, class) = exit::classify(err);
         let retryable = err
             .downcast_ref::<ClientError>()
@@ -41,10 +42,10 @@ impl Output {
         if self.json {
             println!(
                 "{}",
-                json!({"ok": false, "error": {"class": class, "code": code, "message": format!("{err:#}"), "retryable": retryable}})
+                json!({"ok": false, "error": {"class": class, "code": code, "message": message, "retryable": retryable}})
             );
         } else {
-            eprintln!("error: {err:#}");
+            eprintln!("error: {message}");
             if retryable {
                 eprintln!("(this may be temporary; trying again can help)");
             }
@@ -97,6 +98,22 @@ impl Progress for Bars {
             }
         }
     }
+}
+
+/// The error and its causes, each cause once: library errors often already quote their
+/// source in their own message.
+fn message(err: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in err.chain() {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            if !text.is_empty() {
+                text.push_str(": ");
+            }
+            text.push_str(&part);
+        }
+    }
+    text
 }
 
 /// Bytes for people: 1.5 MiB.

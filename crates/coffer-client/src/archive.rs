@@ -15,7 +15,6 @@ use serde::Serialize;
 use tar::{Builder, EntryType, HeaderMode};
 
 use crate::error::ClientError;
-use crate::pipe::pump;
 
 /// What an archive held.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -281,7 +280,7 @@ pub fn unpack<R: Read>(input: R, sink: Sink<'_>) -> Result<ArchiveSummary, Clien
             }
         }
         let Sink::Directory(root) = sink else {
-            pump(&mut entry, &mut io::sink()).map_err(archive_io)?;
+            io::copy(&mut entry, &mut io::sink()).map_err(archive_io)?;
             continue;
         };
         let dst = root.join(&rel);

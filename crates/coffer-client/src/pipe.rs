@@ -5,7 +5,7 @@
 //! is gone, fails with [`PipeClosed`], so the stage that failed first can be told apart from
 //! the stages that merely noticed.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 use std::sync::mpsc;
 
 /// Size of the blocks moved through pipes.
@@ -54,7 +54,9 @@ pub trait BlockSink: Send {
 
 /// Where a [`PipeReader`] takes its blocks from; `None` means the sender is gone.
 pub trait BlockSource: Send {
-    fn recv_block(&mut self) -> Option<Vec<u8>>;
+    /// `Vec<u8>`, or `Bytes` for blocks handed over without a copy.
+    type Block: AsRef<[u8]> + Default + Send;
+    fn recv_block(&mut self) -> Option<Self::Block>;
 }
 
 impl BlockSink for mpsc::SyncSender<Vec<u8>> {
@@ -64,6 +66,7 @@ impl BlockSink for mpsc::SyncSender<Vec<u8>> {
 }
 
 impl BlockSource for mpsc::Receiver<Vec<u8>> {
+    type Block = Vec<u8>;
     fn recv_block(&mut self) -> Option<Vec<u8>> {
         self.recv().ok()
     }
@@ -75,25 +78,28 @@ impl BlockSink for tokio::sync::mpsc::Sender<Vec<u8>> {
     }
 }
 
-impl BlockSource for tokio::sync::mpsc::Receiver<Vec<u8>> {
-    fn recv_block(&mut self) -> Option<Vec<u8>> {
+impl BlockSource for tokio::sync::mpsc::Receiver<bytes::Bytes> {
+    type Block = bytes::Bytes;
+    fn recv_block(&mut self) -> Option<bytes::Bytes> {
         self.blocking_recv()
     }
 }
 
-/// Copies `r` into `w` in large pieces (std's `io::copy` uses 8 KiB between arbitrary
-/// readers and writers). Returns the bytes copied.
-pub fn pump<R: Read + ?Sized, W: Write + ?Sized>(r: &mut R, w: &mut W) -> io::Result<u64> {
-    let mut buf = vec![0u8; BLOCK / 4];
+/// Copies `r` into `w` straight from the reader's buffer, without the intermediate
+/// copy and the 8 KiB pieces of `io::copy`. Returns the bytes copied.
+pub fn pump<R: BufRead + ?Sized, W: Write + ?Sized>(r: &mut R, w: &mut W) -> io::Result<u64> {
     let mut total = 0;
     loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
+        let n = match r.fill_buf() {
+            Ok([]) => return Ok(total),
+            Ok(data) => {
+                w.write_all(data)?;
+                data.len()
+            }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
         };
-        w.write_all(&buf[..n])?;
+        r.consume(n);
         total += n as u64;
     }
 }
@@ -157,7 +163,7 @@ impl<S: BlockSink> Write for PipeWriter<S> {
 /// Reads the blocks of a pipe as a byte stream. EOF only after the end marker.
 pub struct PipeReader<S: BlockSource> {
     source: S,
-    block: Vec<u8>,
+    block: S::Block,
     pos: usize,
     ended: bool,
 }
@@ -166,7 +172,7 @@ impl<S: BlockSource> PipeReader<S> {
     pub fn new(source: S) -> Self {
         PipeReader {
             source,
-            block: Vec::new(),
+            block: S::Block::default(),
             pos: 0,
             ended: false,
         }
@@ -175,12 +181,25 @@ impl<S: BlockSource> PipeReader<S> {
 
 impl<S: BlockSource> Read for PipeReader<S> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        while self.pos == self.block.len() {
-            if self.ended || out.is_empty() {
-                return Ok(0);
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let available = self.fill_buf()?;
+        let n = out.len().min(available.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+impl<S: BlockSource> BufRead for PipeReader<S> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
+        while self.pos == self.block.as_ref().len() {
+            if self.ended {
+                return Ok(&[]);
             }
             match self.source.recv_block() {
-                Some(b) if b.is_empty() => self.ended = true,
+                Some(b) if b.as_ref().is_empty() => self.ended = true,
                 Some(b) => {
                     self.block = b;
                     self.pos = 0;
@@ -188,10 +207,11 @@ impl<S: BlockSource> Read for PipeReader<S> {
                 None => return Err(pipe_closed()),
             }
         }
-        let n = out.len().min(self.block.len() - self.pos);
-        out[..n].copy_from_slice(&self.block[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(&self.block.as_ref()[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.block.as_ref().len());
     }
 }
 

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use bytes::Bytes;
 use coffer_format::{BackupKey, Cipher, DecryptReader, EncryptWriter, KeyId};
 use serde::Serialize;
 use tokio::sync::mpsc;
@@ -215,7 +216,7 @@ pub async fn export_payload(
     let partial = sibling_name(out, "partial")?;
     let file =
         fs::File::create(&partial).map_err(|e| ClientError::io("cannot create", &partial, e))?;
-    let (tx, rx) = mpsc::channel::<Vec<u8>>(DEPTH);
+    let (tx, rx) = mpsc::channel::<Bytes>(DEPTH);
     let key = key.clone();
     let bid = backup.id.clone();
     let decrypt = tokio::task::spawn_blocking(move || -> Result<(), ClientError> {
@@ -251,7 +252,7 @@ async fn read_backup(
         },
         Some(backup.size),
     );
-    let (dl_tx, dl_rx) = mpsc::channel::<Vec<u8>>(DEPTH);
+    let (dl_tx, dl_rx) = mpsc::channel::<Bytes>(DEPTH);
     let (plain_tx, plain_rx) = sync_pipe();
 
     // Decrypt on one thread: the header (and so a wrong key) is checked before anything else.
@@ -309,7 +310,7 @@ async fn read_backup(
 async fn download(
     storage: &Storage,
     backup: &StoredBackup,
-    tx: mpsc::Sender<Vec<u8>>,
+    tx: mpsc::Sender<Bytes>,
     progress: Arc<dyn Progress>,
 ) -> Result<(), ClientError> {
     let mut stream = storage.stream(backup).await?;
@@ -318,10 +319,12 @@ async fn download(
         let piece = piece?;
         received += piece.len() as u64;
         progress.advance(piece.len() as u64);
-        // Hand the pipe blocks of at most BLOCK bytes so the decrypting stage starts sooner.
-        for bytes in piece {
-            for block in bytes.chunks(BLOCK) {
-                if tx.send(block.to_vec()).await.is_err() {
+        // Hand the pipe blocks of at most BLOCK bytes (slices, not copies) so the
+        // decrypting stage starts sooner.
+        for mut bytes in piece {
+            while !bytes.is_empty() {
+                let block = bytes.split_to(bytes.len().min(BLOCK));
+                if tx.send(block).await.is_err() {
                     return Err(ClientError::PipelineStopped);
                 }
             }
@@ -334,7 +337,7 @@ async fn download(
             retryable: true,
         });
     }
-    tx.send(Vec::new())
+    tx.send(Bytes::new())
         .await
         .map_err(|_| ClientError::PipelineStopped)
 }

@@ -5,7 +5,7 @@
 //! associated data. All chunks but the last are full; the last is flagged, so truncation at
 //! a chunk boundary, reordering, duplication and appended bytes all fail authentication.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, Read, Write};
 
 use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::Aes256Gcm;
@@ -303,12 +303,27 @@ impl<R: Read> DecryptReader<R> {
 
 impl<R: Read> Read for DecryptReader<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if out.is_empty() {
+            return Ok(0);
+        }
+        let available = self.fill_buf()?;
+        let n = out.len().min(available.len());
+        out[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
+        Ok(n)
+    }
+}
+
+/// Hands out each authenticated chunk in place, saving a copy for callers that can take
+/// borrowed bytes (`fill_buf` returns an empty slice only at the authenticated end).
+impl<R: Read> BufRead for DecryptReader<R> {
+    fn fill_buf(&mut self) -> io::Result<&[u8]> {
         while self.pos == self.buf.len() {
             if let Some(e) = &self.failed {
                 return Err(e.replay().into_io());
             }
-            if self.done || out.is_empty() {
-                return Ok(0);
+            if self.done {
+                return Ok(&[]);
             }
             if let Err(e) = self.next_chunk() {
                 // Never hand out what is left in the buffer: it is not authenticated.
@@ -318,10 +333,11 @@ impl<R: Read> Read for DecryptReader<R> {
                 return Err(e.into_io());
             }
         }
-        let n = out.len().min(self.buf.len() - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
-        Ok(n)
+        Ok(&self.buf[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.buf.len());
     }
 }
 
