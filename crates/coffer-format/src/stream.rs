@@ -277,8 +277,9 @@ impl<R: Read> DecryptReader<R> {
 
     /// Reads, checks and decrypts the next chunk into `buf`.
     fn next_chunk(&mut self) -> Result<(), FormatError> {
-        self.buf.clear();
         self.pos = 0;
+        // Grow to a full sealed chunk without clearing first: only the few bytes added are
+        // zeroed, and every byte used below is overwritten by the read.
         self.buf.resize(SEALED_CHUNK_SIZE, 0);
         let mut filled = 0;
         if let Some(b) = self.lookahead.take() {
