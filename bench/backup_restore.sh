@@ -50,7 +50,7 @@ recipient=$(age-keygen -y age.key)
 # Runs each named command $runs times, round-robin so that background disk activity hits
 # them alike; before each run its preparation runs and `sync` settles the disk.
 # Sets T[name] (median seconds) and R[name] (largest peak RSS of one process, KiB).
-declare -A T R PREP CMD
+declare -A T R PREP CMD ALL
 run_round_robin() {
     local names=("$@") name i
     declare -A all
@@ -71,6 +71,7 @@ run_round_robin() {
     done
     for name in "${names[@]}"; do
         T[$name]=$(printf '%s\n' ${all[$name]} | sort -n | sed -n "$(( (runs + 1) / 2 ))p")
+        ALL[$name]=${all[$name]}
     done
 }
 
@@ -94,6 +95,7 @@ report() {
     printf '  cp -r && sync        %7.2f s\n' "${T[cp]}"
     printf '  tar|zstd -1|age      %7.2f s  peak RSS %7d KiB (largest process)\n' "${T[age]}" "${R[age]}"
     printf '  coffer backup        %7.2f s  peak RSS %7d KiB\n' "${T[coffer]}" "${R[coffer]}"
+    echo "  all runs (s): cp [${ALL[cp]% }] age [${ALL[age]% }] coffer [${ALL[coffer]% }]"
     printf '  ratio coffer/cp %s (bar <= 1.3); coffer/age-pipeline %s (bar <= 0.7)\n' \
         "$(ratio "${T[coffer]}" "${T[cp]}")" "$(ratio "${T[coffer]}" "${T[age]}")"
     echo "  stored: coffer $(numfmt --to=iec "$(du -sb store/backups | cut -f1)"), age pipeline $(numfmt --to=iec "$(stat -c %s age.out)")"
@@ -107,6 +109,7 @@ report() {
     printf '  cp -r && sync        %7.2f s\n' "${T[rcp]}"
     printf '  age -d|zstd -d|tar -x %6.2f s  peak RSS %7d KiB (largest process)\n' "${T[rage]}" "${R[rage]}"
     printf '  coffer restore       %7.2f s  peak RSS %7d KiB\n' "${T[rcoffer]}" "${R[rcoffer]}"
+    echo "  all runs (s): cp [${ALL[rcp]% }] age [${ALL[rage]% }] coffer [${ALL[rcoffer]% }]"
     printf '  ratio coffer/cp %s (bar <= 1.3); coffer/age-pipeline %s (bar <= 0.7)\n' \
         "$(ratio "${T[rcoffer]}" "${T[rcp]}")" "$(ratio "${T[rcoffer]}" "${T[rage]}")"
     diff -rq "$src" "restore-coffer/$set" >/dev/null || { echo "restored data differs!" >&2; exit 1; }
