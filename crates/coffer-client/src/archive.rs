@@ -138,47 +138,40 @@ fn add_path<W: Write>(
 const FILE_IO: usize = 1 << 20;
 
 /// Appends a regular file, reading it in large pieces. The entry holds exactly the length
-/// the file had when opened, so a file that changes meanwhile cannot corrupt the archive.
+/// the file had when opened (zeros fill in if it shrank meanwhile), so a file that changes
+/// during the backup cannot corrupt the archive.
 fn append_file<W: Write>(b: &mut Builder<W>, path: &Path, name: &Path) -> Result<u64, ClientError> {
-    let file = fs::File::open(path).map_err(|e| ClientError::io("cannot read", path, e))?;
-    let md = file
-        .metadata()
-        .map_err(|e| ClientError::io("cannot read", path, e))?;
+    let read_err = |e| ClientError::io("cannot read", path, e);
+    let write_err = |e| ClientError::from_pipe_io_or(path, e);
+    let mut file = fs::File::open(path).map_err(read_err)?;
+    let md = file.metadata().map_err(read_err)?;
     let mut header = tar::Header::new_gnu();
     header.set_metadata_in_mode(&md, HeaderMode::Complete);
-    let mut data = ExactLen {
-        inner: io::BufReader::with_capacity(FILE_IO, file),
-        left: md.len(),
-    };
-    b.append_data(&mut header, name, &mut data)
-        .map_err(|e| ClientError::from_pipe_io_or(path, e))?;
-    Ok(md.len())
-}
-
-/// Yields exactly `left` bytes: the file's bytes, then zeros if it shrank meanwhile.
-struct ExactLen<R: Read> {
-    inner: R,
-    left: u64,
-}
-
-impl<R: Read> Read for ExactLen<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let want = buf
-            .len()
-            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
-        if want == 0 {
-            return Ok(0);
-        }
-        let n = match self.inner.read(&mut buf[..want])? {
-            0 => {
+    // The builder writes the header (and any long-name entry); the contents go straight to
+    // the output in large writes, which the builder's own 8 KiB copy loop would not do.
+    b.append_data(&mut header, name, io::empty())
+        .map_err(write_err)?;
+    let out = b.get_mut();
+    let mut buf = vec![0u8; FILE_IO / 4];
+    let mut left = md.len();
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = match file.read(&mut buf[..want]) {
+            Ok(0) => {
                 buf[..want].fill(0);
                 want
             }
-            n => n,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(read_err(e)),
         };
-        self.left -= n as u64;
-        Ok(n)
+        out.write_all(&buf[..n]).map_err(write_err)?;
+        left -= n as u64;
     }
+    let tail = (512 - md.len() % 512) % 512;
+    out.write_all(&[0u8; 512][..tail as usize])
+        .map_err(write_err)?;
+    Ok(md.len())
 }
 
 impl ClientError {
@@ -491,6 +484,9 @@ mod tests {
         fs::write(src.join("café ☕/日本語.txt"), "こんにちは").unwrap();
         fs::write(src.join("empty"), b"").unwrap();
         fs::write(src.join("script"), b"#!/bin/sh\n").unwrap();
+        // A name longer than the 100 bytes of a tar header, and a size off the 512 grid.
+        let long = "ä".repeat(80);
+        fs::write(src.join(&long), vec![7u8; 1000]).unwrap();
         fs::set_permissions(src.join("script"), fs::Permissions::from_mode(0o750)).unwrap();
         symlink("café ☕/日本語.txt", src.join("link")).unwrap();
         let old = FileTime::from_unix_time(1_500_000_000, 0);
@@ -500,7 +496,7 @@ mod tests {
         let (packed, tar) = pack(std::slice::from_ref(&src), Vec::new()).unwrap();
         assert_eq!(
             (packed.files, packed.directories, packed.symlinks),
-            (3, 3, 1)
+            (4, 3, 1)
         );
         let out = d.path().join("out");
         fs::create_dir(&out).unwrap();
@@ -528,6 +524,7 @@ mod tests {
             1_500_000_000
         );
         assert_eq!(fs::metadata(r.join("empty")).unwrap().len(), 0);
+        assert_eq!(fs::read(r.join(&long)).unwrap(), vec![7u8; 1000]);
     }
 
     #[test]

@@ -101,6 +101,8 @@ pub async fn backup(
         let stage = |e: io::Error| ClientError::from_pipe_io("backup", e);
         let mut z = zstd::stream::Encoder::new(plain_tx, level).map_err(stage)?;
         z.multithread(zstd_workers()).map_err(stage)?;
+        z.set_parameter(zstd::stream::raw::CParameter::JobSize(1 << 20))
+            .map_err(stage)?;
         let counted = CountingWriter {
             inner: z,
             progress: prog,
