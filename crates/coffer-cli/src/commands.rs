@@ -1,7 +1,7 @@
 //! One function per CLI verb. Each does its work through `coffer-client` and reports
 //! through [`Output`].
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -26,12 +26,18 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
     ClientError::Usage(msg.into()).into()
 }
 
-/// The storage named on the command line, else the profile's.
-fn storage(config: &Config, arg: Option<String>) -> Result<Storage> {
+/// The storage named on the command line, else the profile's. Only `backup` may create
+/// it; reading commands need it to exist.
+fn storage(config: &Config, arg: Option<String>, create: bool) -> Result<Storage> {
     let text = arg.or_else(|| config.storage.clone()).ok_or_else(|| {
         usage("no storage location: pass --to/--from STORAGE, or set one with `coffer enable --storage`")
     })?;
-    Ok(Storage::open(&StorageUrl::parse(&text)?)?)
+    let url = StorageUrl::parse(&text)?;
+    Ok(if create {
+        Storage::open(&url)?
+    } else {
+        Storage::open_existing(&url)?
+    })
 }
 
 fn cipher(config: &Config) -> Result<Cipher> {
@@ -58,11 +64,7 @@ fn obtain_key(profile: &Profile, key_stdin: bool) -> Result<BackupKey> {
         return Ok(profile.load_key()?);
     }
     if std::io::stdin().is_terminal() {
-        eprint!("Enter your 64-digit backup key: ");
-        std::io::stderr().flush().ok();
-        let mut line = Zeroizing::new(String::new());
-        std::io::stdin()
-            .read_line(&mut line)
+        let line = crate::prompt::hidden("Enter your 64-digit backup key: ")
             .context("cannot read the key")?;
         return BackupKey::parse(&line).map_err(|e| usage(e.to_string()));
     }
@@ -118,7 +120,7 @@ pub async fn backup(
 ) -> Result<()> {
     let mut config = profile.load_config()?;
     let key = profile.load_key()?;
-    let storage = storage(&config, to)?;
+    let storage = storage(&config, to, true)?;
     let options = BackupOptions {
         cipher: cipher(&config)?,
         compression_level: config.compression_level.unwrap_or(1),
@@ -163,7 +165,7 @@ async fn key_id_of(storage: &Storage, b: &StoredBackup) -> Option<String> {
 
 pub async fn list(out: &Output, profile: &Profile, from: Option<String>) -> Result<()> {
     let config = profile.load_config()?;
-    let storage = storage(&config, from)?;
+    let storage = storage(&config, from, false)?;
     let backups = storage.list().await?;
     let mut rows = Vec::new();
     for b in &backups {
@@ -204,7 +206,7 @@ pub async fn verify(
     key_stdin: bool,
 ) -> Result<()> {
     let config = profile.load_config()?;
-    let storage = storage(&config, from)?;
+    let storage = storage(&config, from, false)?;
     let key = obtain_key(profile, key_stdin)?;
     let report = coffer_client::verify(&storage, &key, id.as_deref(), out.progress()).await?;
     out.json(json!({"ok": true, "verified": report}));
@@ -230,7 +232,7 @@ pub async fn restore(
     into: &Path,
 ) -> Result<()> {
     let mut config = profile.load_config()?;
-    let storage = storage(&config, from)?;
+    let storage = storage(&config, from, false)?;
     let key = obtain_key(profile, key_stdin)?;
     let report =
         coffer_client::restore(&storage, &key, id.as_deref(), into, out.progress()).await?;
@@ -270,7 +272,7 @@ pub async fn decrypt(
     output: &Path,
 ) -> Result<()> {
     let config = profile.load_config()?;
-    let storage = storage(&config, from)?;
+    let storage = storage(&config, from, false)?;
     let key = obtain_key(profile, key_stdin)?;
     let b = coffer_client::export_payload(&storage, &key, id.as_deref(), output).await?;
     out.json(json!({"ok": true, "id": b.id, "output": output}));
@@ -291,10 +293,11 @@ pub async fn status(out: &Output, profile: &Profile) -> Result<()> {
         None
     };
     let stored = match (&config.storage, enabled) {
-        (Some(_), true) => {
-            let s = storage(&config, None)?;
-            Some(s.list().await.map(|v| v.len()))
-        }
+        // Status reports on the storage; it does not fail because of it.
+        (Some(_), true) => Some(match storage(&config, None, false) {
+            Ok(s) => s.list().await.map(|v| v.len()).map_err(anyhow::Error::from),
+            Err(e) => Err(e),
+        }),
         _ => None,
     };
     let count = stored.as_ref().and_then(|r| r.as_ref().ok().copied());

@@ -19,17 +19,48 @@ pub const IO: i32 = 6;
 /// The server could not be reached (password mode).
 #[allow(dead_code)]
 pub const UNREACHABLE: i32 = 7;
-/// No backup (or no backup with that id) was found.
+/// No backup (or no backup with that id, or no such storage location) was found.
 pub const NOT_FOUND: i32 = 8;
+/// The backup was made by a newer Coffer (unknown format version or algorithm).
+pub const UNSUPPORTED: i32 = 9;
+
+/// Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+pub const INTERRUPTED: i32 = 130;
+
+/// The command was stopped by a signal.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted")]
+pub struct Interrupted;
+
+/// Resolves on the first SIGINT or SIGTERM.
+pub async fn interrupted() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut int), Ok(mut term)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without signal handlers the default action (exit) applies; never resolve.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => {}
+        _ = term.recv() => {}
+    }
+}
 
 /// A failure's exit code and its stable name for `--json`.
 pub fn classify(err: &anyhow::Error) -> (i32, &'static str) {
+    if err.is::<Interrupted>() {
+        return (INTERRUPTED, "interrupted");
+    }
     match err.downcast_ref::<ClientError>().map(ClientError::class) {
         Some(ErrorClass::Usage) => (USAGE, "usage"),
         Some(ErrorClass::WrongKey) => (WRONG_KEY, "wrong-key"),
         Some(ErrorClass::Integrity) => (INTEGRITY, "integrity"),
         Some(ErrorClass::Io) => (IO, "io"),
         Some(ErrorClass::NotFound) => (NOT_FOUND, "not-found"),
+        Some(ErrorClass::Unsupported) => (UNSUPPORTED, "unsupported"),
+        Some(ErrorClass::Interrupted) => (INTERRUPTED, "interrupted"),
         None => (OTHER, "other"),
     }
 }

@@ -4,6 +4,7 @@ mod commands;
 mod demo;
 mod exit;
 mod output;
+mod prompt;
 mod treecmp;
 
 use std::path::PathBuf;
@@ -18,7 +19,8 @@ use crate::output::Output;
     version,
     about = "End-to-end encrypted backups guarded by a key only you hold",
     after_help = "Exit codes: 0 ok, 1 other error, 2 usage error, 3 wrong key or password, \
-4 record locked, 5 integrity failure, 6 I/O or storage error, 7 server unreachable, 8 not found."
+4 record locked, 5 integrity failure, 6 I/O or storage error, 7 server unreachable, 8 not found, \
+9 made by a newer Coffer, 130 interrupted."
 )]
 struct Cli {
     /// Profile directory (default: $XDG_CONFIG_HOME/coffer or ~/.config/coffer).
@@ -169,26 +171,49 @@ fn run(cli: Cli, out: &Output) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    rt.block_on(async move {
-        match cli.command {
-            Command::Demo(a) => demo::run(out, a.keep).await,
-            Command::Enable(a) => commands::enable(out, &profile, a.storage, a.cipher),
-            Command::Backup(a) => commands::backup(out, &profile, &a.paths, a.to).await,
-            Command::List(a) => commands::list(out, &profile, a.from).await,
-            Command::Verify(a) => {
-                commands::verify(out, &profile, a.from.from, a.backup, a.key_stdin).await
-            }
-            Command::Restore(a) => {
-                let s = a.select;
-                commands::restore(out, &profile, s.from.from, s.backup, s.key_stdin, &a.into).await
-            }
-            Command::Decrypt(a) => {
-                let s = a.select;
-                commands::decrypt(out, &profile, s.from.from, s.backup, s.key_stdin, &a.output)
+    let result = rt.block_on(async move {
+        let command = dispatch(cli.command, out, &profile);
+        tokio::pin!(command);
+        tokio::select! {
+            r = &mut command => r,
+            () = exit::interrupted() => {
+                // Let the command stop at its next block and clean up (no upload
+                // committed, staging removed); give up waiting after a while.
+                coffer_client::request_stop();
+                // A command that finished meanwhile reports its own outcome.
+                tokio::time::timeout(std::time::Duration::from_secs(10), command)
                     .await
+                    .unwrap_or_else(|_| Err(exit::Interrupted.into()))
             }
-            Command::Status => commands::status(out, &profile).await,
-            Command::Disable(a) => commands::disable(out, &profile, a.yes),
         }
-    })
+    });
+    // Do not wait for pipeline threads still blocked on I/O; the process is ending.
+    rt.shutdown_background();
+    result
+}
+
+async fn dispatch(
+    command: Command,
+    out: &Output,
+    profile: &coffer_client::Profile,
+) -> anyhow::Result<()> {
+    match command {
+        Command::Demo(a) => demo::run(out, a.keep).await,
+        Command::Enable(a) => commands::enable(out, profile, a.storage, a.cipher),
+        Command::Backup(a) => commands::backup(out, profile, &a.paths, a.to).await,
+        Command::List(a) => commands::list(out, profile, a.from).await,
+        Command::Verify(a) => {
+            commands::verify(out, profile, a.from.from, a.backup, a.key_stdin).await
+        }
+        Command::Restore(a) => {
+            let s = a.select;
+            commands::restore(out, profile, s.from.from, s.backup, s.key_stdin, &a.into).await
+        }
+        Command::Decrypt(a) => {
+            let s = a.select;
+            commands::decrypt(out, profile, s.from.from, s.backup, s.key_stdin, &a.output).await
+        }
+        Command::Status => commands::status(out, profile).await,
+        Command::Disable(a) => commands::disable(out, profile, a.yes),
+    }
 }

@@ -364,6 +364,14 @@ fn backing_up_a_missing_path_fails_clearly_and_stores_nothing() {
 #[test]
 fn empty_storage_lists_nothing_and_restore_is_not_found() {
     let env = Env::enabled();
+    // A storage location that does not exist is not created by reading commands.
+    env.coffer()
+        .arg("list")
+        .run()
+        .code(NOT_FOUND)
+        .stderr_has("does not exist");
+    assert!(!env.path("storage").exists());
+    fs::create_dir(env.path("storage")).unwrap();
     env.coffer().arg("list").run().ok().stdout_has("no backups");
     let v = env.coffer().json().arg("list").run().ok().json();
     assert_eq!(v["ok"], true, "{v}");
@@ -632,4 +640,41 @@ fn hostile_archives_are_refused_with_integrity_and_write_nothing() {
         );
     }
     let _ = fs::remove_file(&absolute);
+}
+
+#[test]
+fn sigterm_during_a_restore_exits_130_and_leaves_nothing() {
+    let env = Env::enabled();
+    let big = env.path("big");
+    fs::create_dir(&big).unwrap();
+    for i in 0..3 {
+        write_random_file(&big.join(format!("blob-{i}.bin")), 12 << 20);
+    }
+    env.backup(&[&big]);
+    let out = env.path("out");
+    fs::create_dir(&out).unwrap();
+    let target = out.join("restored");
+    let mut child = env
+        .coffer()
+        .args(["restore", "--into"])
+        .arg(&target)
+        .spawn_quiet();
+    // Signal once the staging directory holds data, or give up waiting after a while.
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none()
+        && started.elapsed() < std::time::Duration::from_secs(60)
+        && !leftovers(&out)
+            .iter()
+            .any(|n| fs::read_dir(out.join(n)).is_ok_and(|mut rd| rd.next().is_some()))
+    {
+        std::thread::sleep(std::time::Duration::from_millis(2));
+    }
+    // SAFETY: sends a signal to our own child process.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    match status.code() {
+        Some(130) => assert_nothing_left(&target),
+        Some(0) => eprintln!("note: the restore finished before the signal"),
+        other => panic!("restore ended with {other:?} after SIGTERM"),
+    }
 }

@@ -16,6 +16,10 @@ pub enum ErrorClass {
     Io,
     /// The backup or profile item asked for does not exist.
     NotFound,
+    /// The backup was made by a newer Coffer (format version, cipher or chunk size unknown).
+    Unsupported,
+    /// Stopped on request ([`crate::request_stop`]).
+    Interrupted,
 }
 
 /// Everything the client library can fail with.
@@ -45,6 +49,12 @@ pub enum ClientError {
         message: String,
         retryable: bool,
     },
+    #[error("backup {id} needs a newer Coffer: {source}")]
+    Unsupported { id: String, source: FormatError },
+    #[error("interrupted; nothing was committed")]
+    Interrupted,
+    #[error("the storage location {0} does not exist")]
+    StorageMissing(String),
     #[error("no backup found in {0}")]
     NoBackups(String),
     #[error("no backup with id {0}")]
@@ -71,7 +81,11 @@ impl ClientError {
             | ClientError::Random(_)
             | ClientError::Internal(_)
             | ClientError::PipelineStopped => ErrorClass::Io,
-            ClientError::NoBackups(_) | ClientError::BackupNotFound(_) => ErrorClass::NotFound,
+            ClientError::NoBackups(_)
+            | ClientError::BackupNotFound(_)
+            | ClientError::StorageMissing(_) => ErrorClass::NotFound,
+            ClientError::Unsupported { .. } => ErrorClass::Unsupported,
+            ClientError::Interrupted => ErrorClass::Interrupted,
         }
     }
 
@@ -108,6 +122,12 @@ impl ClientError {
         match err {
             FormatError::WrongKey => ClientError::WrongKey,
             FormatError::Io(e) => ClientError::from_pipe_io(id, e),
+            e @ (FormatError::UnsupportedVersion(_)
+            | FormatError::UnsupportedCipher(_)
+            | FormatError::UnsupportedChunkSize(_)) => ClientError::Unsupported {
+                id: id.to_string(),
+                source: e,
+            },
             other => ClientError::Integrity {
                 id: id.to_string(),
                 source: other,

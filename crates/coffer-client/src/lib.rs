@@ -7,6 +7,7 @@ pub mod pipe;
 pub mod pipeline;
 pub mod profile;
 pub mod progress;
+mod staging;
 pub mod storage;
 
 pub use error::{ClientError, ErrorClass};
@@ -16,3 +17,20 @@ pub use pipeline::{
 pub use profile::{Config, Mode, Profile};
 pub use progress::{Progress, Silent};
 pub use storage::{Storage, StorageUrl, StoredBackup};
+
+static STOP: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Asks running backups and restores to stop at the next block. They then fail with
+/// [`ClientError::Interrupted`] after cleaning up as for any failure: no upload is
+/// committed, no restore target appears, staging directories are removed.
+pub fn request_stop() {
+    STOP.store(true, std::sync::atomic::Ordering::SeqCst);
+}
+
+pub(crate) fn check_stop() -> Result<(), ClientError> {
+    if STOP.load(std::sync::atomic::Ordering::SeqCst) {
+        Err(ClientError::Interrupted)
+    } else {
+        Ok(())
+    }
+}

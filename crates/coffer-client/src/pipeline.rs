@@ -9,6 +9,7 @@
 
 use std::fs;
 use std::io::{self, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -22,6 +23,7 @@ use crate::archive::{self, ArchiveSummary, Sink};
 use crate::error::ClientError;
 use crate::pipe::{pump, sync_pipe, PipeReader, PipeWriter, BLOCK, DEPTH};
 use crate::progress::Progress;
+use crate::staging::{sibling_name, Staging, Target};
 use crate::storage::{new_backup_id, Storage, StoredBackup};
 
 /// Tunables of a backup.
@@ -60,6 +62,11 @@ pub struct RestoreReport {
     pub contents: ArchiveSummary,
     pub key_id: String,
 }
+
+/// zstd window the writer uses (level 1's own choice for large inputs), and the largest a
+/// reader accepts: a frame asking for more is refused instead of allocating its window.
+const WINDOW_LOG: u32 = 19;
+const MAX_WINDOW_LOG: u32 = 22;
 
 /// Age after which an unfinished upload is removed.
 const STALE_UPLOAD_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
@@ -103,6 +110,8 @@ pub async fn backup(
         z.multithread(zstd_workers()).map_err(stage)?;
         z.set_parameter(zstd::stream::raw::CParameter::JobSize(1 << 20))
             .map_err(stage)?;
+        z.set_parameter(zstd::stream::raw::CParameter::WindowLog(WINDOW_LOG))
+            .map_err(stage)?;
         let counted = CountingWriter {
             inner: z,
             progress: prog,
@@ -130,7 +139,10 @@ pub async fn backup(
         loop {
             match enc_rx.recv().await {
                 Some(block) if block.is_empty() => return Ok(()),
-                Some(block) => upload.write(block).await?,
+                Some(block) => {
+                    crate::check_stop()?;
+                    upload.write(block).await?
+                }
                 None => return Err(ClientError::PipelineStopped),
             }
         }
@@ -186,11 +198,12 @@ pub async fn restore(
     target: &Path,
     progress: Arc<dyn Progress>,
 ) -> Result<RestoreReport, ClientError> {
-    let target_was_empty_dir = check_target(target)?;
+    let target = Target::resolve(target)?;
     let backup = storage.find(id).await?;
     let staging = Staging::create(target)?;
-    let report = read_backup(storage, key, &backup, Some(staging.path.clone()), progress).await?;
-    staging.commit(target, target_was_empty_dir)?;
+    let into = staging.path().to_path_buf();
+    let report = read_backup(storage, key, &backup, Some(into), progress).await?;
+    staging.commit()?;
     Ok(report)
 }
 
@@ -214,17 +227,29 @@ pub async fn export_payload(
     id: Option<&str>,
     out: &Path,
 ) -> Result<StoredBackup, ClientError> {
+    if fs::symlink_metadata(out).is_ok() {
+        return Err(ClientError::Usage(format!(
+            "{} already exists; choose a new file name",
+            out.display()
+        )));
+    }
     let backup = storage.find(id).await?;
     let partial = sibling_name(out, "partial")?;
-    let file =
-        fs::File::create(&partial).map_err(|e| ClientError::io("cannot create", &partial, e))?;
     let (tx, rx) = mpsc::channel::<Bytes>(DEPTH);
     let key = key.clone();
     let bid = backup.id.clone();
+    let part = partial.clone();
     let decrypt = tokio::task::spawn_blocking(move || -> Result<(), ClientError> {
+        // The key is checked before any file is created.
         let mut reader = DecryptReader::new(&key, PipeReader::new(rx))
             .map_err(|e| ClientError::from_format(&bid, e))?;
-        let mut file = file;
+        // The payload is plaintext: readable by its owner only.
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&part)
+            .map_err(|e| ClientError::io("cannot create", &part, e))?;
         pump(&mut reader, &mut file).map_err(|e| ClientError::from_pipe_io(&bid, e))?;
         file.sync_all()
             .map_err(|e| ClientError::io("cannot write", "payload", e))
@@ -235,7 +260,10 @@ pub async fn export_payload(
         let _ = fs::remove_file(&partial);
         return Err(first_error([downloaded.err(), decrypted.err()]));
     }
-    fs::rename(&partial, out).map_err(|e| ClientError::io("cannot create", out, e))?;
+    // Hard-link rather than rename so that an output created meanwhile is not replaced.
+    let linked = fs::hard_link(&partial, out);
+    let _ = fs::remove_file(&partial);
+    linked.map_err(|e| ClientError::io("cannot create", out, e))?;
     Ok(backup)
 }
 
@@ -274,13 +302,24 @@ async fn read_backup(
     // Decompress and unpack on another.
     let bid = backup.id.clone();
     let unpack = tokio::task::spawn_blocking(move || -> Result<ArchiveSummary, ClientError> {
-        let mut z =
-            zstd::stream::Decoder::new(plain_rx).map_err(|e| ClientError::from_pipe_io(&bid, e))?;
+        let bad = |e: io::Error| {
+            if crate::pipe::is_pipe_closed(&e) {
+                ClientError::PipelineStopped
+            } else {
+                ClientError::BadArchive {
+                    id: bid.clone(),
+                    reason: e.to_string(),
+                }
+            }
+        };
+        let mut z = zstd::stream::Decoder::new(plain_rx).map_err(bad)?;
+        // Bounds the decoder's memory whatever the frame asks for (see docs/FORMAT.md).
+        z.window_log_max(MAX_WINDOW_LOG).map_err(bad)?;
         let sink = match &into {
             Some(dir) => Sink::Directory(dir),
             None => Sink::Discard,
         };
-        let summary = archive::unpack(&mut z, sink).map_err(|e| match e {
+        let (summary, dirs) = archive::unpack(&mut z, sink).map_err(|e| match e {
             ClientError::BadArchive { reason, .. } => ClientError::BadArchive {
                 id: bid.clone(),
                 reason,
@@ -288,8 +327,9 @@ async fn read_backup(
             other => other,
         })?;
         // tar stops at its end-of-archive marker; read the rest so the whole stream (and
-        // its final, flagged chunk) is authenticated before the restore counts as done.
-        io::copy(&mut z, &mut io::sink()).map_err(|e| ClientError::from_pipe_io(&bid, e))?;
+        // its final, flagged chunk) is authenticated before anything is finalised.
+        io::copy(&mut z, &mut io::sink()).map_err(bad)?;
+        dirs.apply()?;
         Ok(summary)
     });
 
@@ -319,6 +359,7 @@ async fn download(
     let mut received = 0u64;
     while let Some(piece) = stream.next().await {
         let piece = piece?;
+        crate::check_stop()?;
         received += piece.len() as u64;
         progress.advance(piece.len() as u64);
         // Hand the pipe blocks of at most BLOCK bytes (slices, not copies) so the
@@ -359,96 +400,4 @@ fn first_error<const N: usize>(errs: [Option<ClientError>; N]) -> ClientError {
         fallback = Some(e);
     }
     fallback.unwrap_or_else(|| ClientError::Internal("a pipeline failed without an error".into()))
-}
-
-/// Returns whether the target is an existing empty directory; fails if it exists otherwise.
-fn check_target(target: &Path) -> Result<bool, ClientError> {
-    match fs::symlink_metadata(target) {
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-        Err(e) => Err(ClientError::io("cannot inspect", target, e)),
-        Ok(md) if md.is_dir() => {
-            let mut rd =
-                fs::read_dir(target).map_err(|e| ClientError::io("cannot list", target, e))?;
-            if rd.next().is_none() {
-                Ok(true)
-            } else {
-                Err(ClientError::TargetExists(target.into()))
-            }
-        }
-        Ok(_) => Err(ClientError::TargetExists(target.into())),
-    }
-}
-
-fn sibling_name(target: &Path, what: &str) -> Result<PathBuf, ClientError> {
-    let name = target
-        .file_name()
-        .ok_or_else(|| ClientError::Usage(format!("{} has no file name", target.display())))?;
-    let mut rand = [0u8; 4];
-    coffer_format::key::fill_random(&mut rand)?;
-    let tag: String = rand.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(target.with_file_name(format!(".{}.coffer-{what}-{tag}", name.to_string_lossy())))
-}
-
-/// A staging directory beside the restore target, removed unless committed.
-struct Staging {
-    path: PathBuf,
-    committed: bool,
-}
-
-impl Staging {
-    fn create(target: &Path) -> Result<Staging, ClientError> {
-        let target = if target.is_absolute() {
-            target.to_path_buf()
-        } else {
-            std::env::current_dir()
-                .map_err(|e| ClientError::io("cannot read", ".", e))?
-                .join(target)
-        };
-        if let Some(parent) = target.parent() {
-            fs::create_dir_all(parent).map_err(|e| ClientError::io("cannot create", parent, e))?;
-        }
-        let path = sibling_name(&target, "restore")?;
-        fs::create_dir(&path).map_err(|e| ClientError::io("cannot create", &path, e))?;
-        Ok(Staging {
-            path,
-            committed: false,
-        })
-    }
-
-    /// Moves the staged tree into place: one rename, so the target appears whole or not at all.
-    fn commit(mut self, target: &Path, replace_empty_dir: bool) -> Result<(), ClientError> {
-        // Make the restored data durable before it becomes visible under the target name.
-        sync_filesystem(&self.path);
-        if replace_empty_dir {
-            fs::remove_dir(target).map_err(|e| ClientError::io("cannot replace", target, e))?;
-        }
-        fs::rename(&self.path, target)
-            .map_err(|e| ClientError::io("cannot move into place", target, e))?;
-        if let Some(parent) = target.parent().filter(|p| !p.as_os_str().is_empty()) {
-            if let Ok(dir) = fs::File::open(parent) {
-                let _ = dir.sync_all();
-            }
-        }
-        self.committed = true;
-        Ok(())
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        if !self.committed {
-            let _ = fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-/// Flushes the file system holding `path` (one `syncfs` instead of an fsync per file).
-fn sync_filesystem(path: &Path) {
-    use std::os::fd::AsRawFd;
-    if let Ok(dir) = fs::File::open(path) {
-        // SAFETY: syncfs only reads the descriptor, which stays open for the call.
-        unsafe {
-            libc::syncfs(dir.as_raw_fd());
-        }
-    }
 }

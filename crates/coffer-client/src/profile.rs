@@ -8,7 +8,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use coffer_format::BackupKey;
@@ -74,11 +74,18 @@ impl Profile {
         &self.dir
     }
 
+    /// Creates the profile directory, owner-only, if it is missing. An existing directory
+    /// keeps its mode (it may be one the user named, such as `~`); the files inside are
+    /// owner-only regardless.
     fn ensure_dir(&self) -> Result<(), ClientError> {
-        fs::create_dir_all(&self.dir)
-            .map_err(|e| ClientError::io("cannot create", &self.dir, e))?;
-        fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| ClientError::io("cannot protect", &self.dir, e))
+        if self.dir.is_dir() {
+            return Ok(());
+        }
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&self.dir)
+            .map_err(|e| ClientError::io("cannot create", &self.dir, e))
     }
 
     pub fn load_config(&self) -> Result<Config, ClientError> {
@@ -159,6 +166,7 @@ impl Profile {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn key_and_config_round_trip_privately() {

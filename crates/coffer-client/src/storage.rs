@@ -12,6 +12,7 @@
 //! which the provider sees anyway, and random digits so that ids never collide. Ids sort
 //! in time order.
 
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -108,6 +109,17 @@ impl Storage {
             op,
             url: url.clone(),
         })
+    }
+
+    /// Opens a location that must already exist: reading commands must not create an
+    /// empty folder where a mistyped or unmounted one was meant.
+    pub fn open_existing(url: &StorageUrl) -> Result<Storage, ClientError> {
+        match url {
+            StorageUrl::Fs { root } if !root.is_dir() => {
+                Err(ClientError::StorageMissing(url.display()))
+            }
+            _ => Storage::open(url),
+        }
     }
 
     pub fn url(&self) -> &StorageUrl {
@@ -222,6 +234,9 @@ impl Storage {
             .map_err(|e| ClientError::storage("start an upload", e))?;
         Ok(Upload {
             op: self.op.clone(),
+            local_dir: match &self.url {
+                StorageUrl::Fs { root } => Some(root.clone()),
+            },
             writer,
             temp_path,
             final_path,
@@ -295,6 +310,8 @@ impl BackupStream {
 /// An upload in progress.
 pub struct Upload {
     op: Operator,
+    /// The storage root, when it is a local folder.
+    local_dir: Option<PathBuf>,
     writer: opendal::Writer,
     temp_path: Option<String>,
     final_path: String,
@@ -321,6 +338,13 @@ impl Upload {
                 .rename(temp, &self.final_path)
                 .await
                 .map_err(|e| ClientError::storage("commit an upload", e))?;
+        }
+        // A rename is durable only once its directory is: flush it where we can reach it.
+        if let Some(dir) = &self.local_dir {
+            let dir = dir.join(BACKUPS_DIR);
+            fs::File::open(&dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| ClientError::io("cannot flush", dir, e))?;
         }
         Ok(self.written)
     }

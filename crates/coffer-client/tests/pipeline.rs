@@ -185,3 +185,123 @@ async fn failed_restores_leave_nothing_behind() {
         .await
         .unwrap();
 }
+
+/// Stores `payload` (the plaintext of a backup: normally zstd of a tar) as a backup.
+fn store_raw_backup(store: &Path, key: &BackupKey, payload: &[u8]) -> String {
+    let id = "20260101T000000000Z-00000000".to_string();
+    let sealed = coffer_format::encrypt_to_vec(key, Cipher::Aes256Gcm, payload).unwrap();
+    fs::create_dir_all(store.join("backups")).unwrap();
+    fs::write(store.join("backups").join(format!("{id}.coffer")), sealed).unwrap();
+    id
+}
+
+fn small_tar() -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(5);
+    h.set_mode(0o644);
+    h.set_entry_type(tar::EntryType::Regular);
+    b.append_data(&mut h, "r/secret.txt", &b"hello"[..])
+        .unwrap();
+    b.into_inner().unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn junk_after_the_archive_fails_as_integrity_and_leaves_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("store");
+    let key = BackupKey::generate().unwrap();
+    let mut payload = zstd::encode_all(&small_tar()[..], 1).unwrap();
+    payload.extend_from_slice(b"this is not a zstd frame");
+    store_raw_backup(&store, &key, &payload);
+    let target = d.path().join("out/restored");
+    let res = coffer_client::restore(&storage(&store), &key, None, &target, Arc::new(Silent)).await;
+    let err = res.unwrap_err();
+    assert_eq!(err.class(), coffer_client::ErrorClass::Integrity, "{err:?}");
+    assert!(
+        !d.path().join("out").exists(),
+        "the restore left its parent folders or staging"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_that_ask_for_a_huge_window_are_refused() {
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("store");
+    let key = BackupKey::generate().unwrap();
+    let mut z = zstd::stream::Encoder::new(Vec::new(), 1).unwrap();
+    z.set_parameter(zstd::stream::raw::CParameter::WindowLog(27))
+        .unwrap();
+    z.set_parameter(zstd::stream::raw::CParameter::EnableLongDistanceMatching(
+        true,
+    ))
+    .unwrap();
+    std::io::Write::write_all(&mut z, &small_tar()).unwrap();
+    let payload = z.finish().unwrap();
+    store_raw_backup(&store, &key, &payload);
+    let res = coffer_client::verify(&storage(&store), &key, None, Arc::new(Silent)).await;
+    assert!(
+        matches!(res, Err(ClientError::BadArchive { .. })),
+        "{res:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_from_a_newer_format_is_unsupported_not_tampered() {
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("store");
+    let key = BackupKey::generate().unwrap();
+    let id = store_raw_backup(
+        &store,
+        &key,
+        &zstd::encode_all(&small_tar()[..], 1).unwrap(),
+    );
+    let path = store.join("backups").join(format!("{id}.coffer"));
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[6] = 2;
+    fs::write(&path, bytes).unwrap();
+    let res = coffer_client::verify(&storage(&store), &key, None, Arc::new(Silent)).await;
+    assert!(
+        matches!(res, Err(ClientError::Unsupported { .. })),
+        "{res:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reading_a_missing_storage_location_does_not_create_it() {
+    let d = tempfile::tempdir().unwrap();
+    let missing = d.path().join("not-mounted");
+    let res = Storage::open_existing(&StorageUrl::Fs {
+        root: missing.clone(),
+    });
+    assert!(matches!(res, Err(ClientError::StorageMissing(_))));
+    assert!(!missing.exists());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exported_payloads_are_private_and_never_overwrite() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let store = d.path().join("store");
+    let key = BackupKey::generate().unwrap();
+    store_raw_backup(
+        &store,
+        &key,
+        &zstd::encode_all(&small_tar()[..], 1).unwrap(),
+    );
+    let out = d.path().join("payload.tar.zst");
+    coffer_client::export_payload(&storage(&store), &key, None, &out)
+        .await
+        .unwrap();
+    assert_eq!(
+        fs::metadata(&out).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let res = coffer_client::export_payload(&storage(&store), &key, None, &out).await;
+    assert!(matches!(res, Err(ClientError::Usage(_))), "{res:?}");
+    assert_eq!(
+        fs::read_dir(d.path()).unwrap().count(),
+        2,
+        "no partial file left"
+    );
+}
