@@ -8,8 +8,9 @@
 use std::io::{self, BufRead, Read, Write};
 use std::sync::mpsc;
 
-/// Size of the blocks moved through pipes.
-pub const BLOCK: usize = 1 << 20;
+/// Size of the blocks moved through pipes. With 2 MiB zstd jobs, 1 MiB blocks took a 2 GiB
+/// backup to 60 MiB peak memory for no clear gain in speed; 512 KiB keeps it near 45 MiB.
+pub const BLOCK: usize = 1 << 19;
 /// Blocks a pipe holds before its writer waits: bounds the pipeline's memory.
 pub const DEPTH: usize = 4;
 
