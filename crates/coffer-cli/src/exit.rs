@@ -10,7 +10,6 @@ pub const USAGE: i32 = 2;
 /// The key (or, later, the password) does not open the backup.
 pub const WRONG_KEY: i32 = 3;
 /// The vault record is locked after too many wrong passwords (password mode).
-#[allow(dead_code)]
 pub const LOCKED: i32 = 4;
 /// A stored backup failed authentication or is not a valid archive.
 pub const INTEGRITY: i32 = 5;
@@ -56,6 +55,7 @@ pub fn classify(err: &anyhow::Error) -> (i32, &'static str) {
     match err.downcast_ref::<ClientError>().map(ClientError::class) {
         Some(ErrorClass::Usage) => (USAGE, "usage"),
         Some(ErrorClass::WrongKey) => (WRONG_KEY, "wrong-key"),
+        Some(ErrorClass::Locked) => (LOCKED, "locked"),
         Some(ErrorClass::Integrity) => (INTEGRITY, "integrity"),
         Some(ErrorClass::Io) => (IO, "io"),
         Some(ErrorClass::NotFound) => (NOT_FOUND, "not-found"),

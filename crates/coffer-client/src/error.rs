@@ -20,6 +20,8 @@ pub enum ErrorClass {
     Unsupported,
     /// Stopped on request ([`crate::request_stop`]).
     Interrupted,
+    /// The vault erased the record after too many wrong passwords.
+    Locked,
 }
 
 /// Everything the client library can fail with.
@@ -53,6 +55,14 @@ pub enum ClientError {
     Unsupported { id: String, source: FormatError },
     #[error("interrupted; nothing was committed")]
     Interrupted,
+    #[error(
+        "wrong password; {guesses_left} attempts left before the backup key is erased for good"
+    )]
+    WrongPassword { guesses_left: u16 },
+    #[error("too many wrong passwords: the vault has erased this backup key for good")]
+    Locked,
+    #[error("the vault holds no backup key for this account")]
+    VaultRecordMissing,
     #[error("the storage location {0} does not exist")]
     StorageMissing(String),
     #[error("no backup found in {0}")]
@@ -72,7 +82,9 @@ impl ClientError {
     pub fn class(&self) -> ErrorClass {
         match self {
             ClientError::Usage(_) | ClientError::TargetExists(_) => ErrorClass::Usage,
-            ClientError::WrongKey => ErrorClass::WrongKey,
+            ClientError::WrongKey | ClientError::WrongPassword { .. } => ErrorClass::WrongKey,
+            ClientError::Locked => ErrorClass::Locked,
+            ClientError::VaultRecordMissing => ErrorClass::NotFound,
             ClientError::Integrity { .. }
             | ClientError::BadArchive { .. }
             | ClientError::UnsafeEntry { .. } => ErrorClass::Integrity,

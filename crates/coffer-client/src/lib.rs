@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod error;
+pub mod password;
 pub mod pipe;
 pub mod pipeline;
 pub mod profile;
