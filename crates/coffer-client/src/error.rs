@@ -63,6 +63,8 @@ pub enum ClientError {
     Locked,
     #[error("the vault holds no backup key for this account")]
     VaultRecordMissing,
+    #[error("the vault's key {seen} is not the pinned fleet key {expected}; refusing to continue")]
+    VaultKeyMismatch { expected: String, seen: String },
     #[error("the storage location {0} does not exist")]
     StorageMissing(String),
     #[error("no backup found in {0}")]
@@ -84,6 +86,7 @@ impl ClientError {
             ClientError::Usage(_) | ClientError::TargetExists(_) => ErrorClass::Usage,
             ClientError::WrongKey | ClientError::WrongPassword { .. } => ErrorClass::WrongKey,
             ClientError::Locked => ErrorClass::Locked,
+            ClientError::VaultKeyMismatch { .. } => ErrorClass::Integrity,
             ClientError::VaultRecordMissing => ErrorClass::NotFound,
             ClientError::Integrity { .. }
             | ClientError::BadArchive { .. }

@@ -32,6 +32,33 @@ const BLOB_LEN: usize = 1 + 32 + 12 + 32 + 16;
 const K_BLOB_KEY: &[u8] = b"coffer/v1/k-blob/key";
 const K_BLOB_COMMITMENT: &[u8] = b"coffer/v1/k-blob/commitment";
 
+/// The vault fleet key a client accepts: SHA-256 of the OPAQUE server public key, in hex
+/// (what `coffer vault init` prints). OPAQUE authenticates that key inside the protocol,
+/// so a front-end or network attacker cannot substitute a vault of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FleetPin {
+    /// Accept only this fingerprint.
+    Pinned(String),
+    /// Trust on first use: accept any key and report it, for the caller to pin.
+    FirstUse,
+}
+
+fn check_pin(pin: &FleetPin, server_public_key: &[u8]) -> Result<String, ClientError> {
+    let seen: String = Sha256::digest(server_public_key)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    match pin {
+        FleetPin::Pinned(expected) if !expected.eq_ignore_ascii_case(&seen) => {
+            Err(ClientError::VaultKeyMismatch {
+                expected: expected.clone(),
+                seen,
+            })
+        }
+        _ => Ok(seen),
+    }
+}
+
 /// Carries vault requests (through the front-end, in production) and brings back responses.
 pub trait VaultTransport {
     fn call(&self, request: Request) -> impl Future<Output = Result<Response, ClientError>> + Send;
@@ -117,15 +144,25 @@ fn unexpected(resp: Response) -> ClientError {
     }
 }
 
+/// A registration's outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registered {
+    pub max_guesses: u16,
+    /// The fleet key the vault proved it holds (to pin on first use).
+    pub fleet_fingerprint: String,
+}
+
 /// Registers `password` for this account and deposits K. Over a live record, `auth` must
-/// prove knowledge of K or of the current password. Returns the record's guess budget.
+/// prove knowledge of K or of the current password. Nothing is sent after the first
+/// round trip unless the vault's key matches `pin`.
 pub async fn register<T: VaultTransport>(
     vault: &T,
+    pin: &FleetPin,
     password: &[u8],
     k: &BackupKey,
     ksf: KsfParams,
     auth: Option<Authorization>,
-) -> Result<u16, ClientError> {
+) -> Result<Registered, ClientError> {
     let argon = ksf
         .argon2()
         .map_err(|e| ClientError::Usage(format!("bad Argon2id parameters: {e}")))?;
@@ -151,6 +188,7 @@ pub async fn register<T: VaultTransport>(
             ClientRegistrationFinishParameters::new(Identifiers::default(), Some(&argon)),
         )
         .map_err(|e| ClientError::Internal(e.to_string()))?;
+    let fleet_fingerprint = check_pin(pin, &finish.server_s_pk.serialize())?;
     let k_blob = seal_k(&finish.export_key, k)?;
     match vault
         .call(Request::RegisterFinish {
@@ -162,7 +200,10 @@ pub async fn register<T: VaultTransport>(
         })
         .await?
     {
-        Response::Registered { max_guesses } => Ok(max_guesses),
+        Response::Registered { max_guesses } => Ok(Registered {
+            max_guesses,
+            fleet_fingerprint,
+        }),
         other => Err(unexpected(other)),
     }
 }
@@ -170,14 +211,17 @@ pub async fn register<T: VaultTransport>(
 /// What a successful recovery gives back.
 pub struct Recovered {
     pub key: BackupKey,
+    /// The fleet key the vault proved it holds.
+    pub fleet_fingerprint: String,
     /// Single-use proof of the password, for a following password change or deletion.
     pub authorization: Authorization,
 }
 
 /// Recovers K with `password`. A wrong password costs one guess and is reported with the
-/// guesses left.
+/// guesses left. K is accepted only from a vault whose key matches `pin`.
 pub async fn recover<T: VaultTransport>(
     vault: &T,
+    pin: &FleetPin,
     password: &[u8],
 ) -> Result<Recovered, ClientError> {
     let start = ClientLogin::<Suite>::start(&mut OsRng, password)
@@ -205,25 +249,32 @@ pub async fn recover<T: VaultTransport>(
     // A wrong password cannot produce a valid finalization; send a dummy one so the vault
     // closes the attempt now rather than at the next one.
     let (finalization, keys) = match finished {
-        Ok(done) => (
-            done.message.serialize().to_vec(),
-            Some((
-                Zeroizing::new(done.session_key.to_vec()),
-                Zeroizing::new(done.export_key.to_vec()),
-            )),
-        ),
+        Ok(done) => {
+            // A substituted vault learns that a login happened, never K: stop before
+            // sending anything more.
+            let seen = check_pin(pin, &done.server_s_pk.serialize())?;
+            (
+                done.message.serialize().to_vec(),
+                Some((
+                    Zeroizing::new(done.session_key.to_vec()),
+                    Zeroizing::new(done.export_key.to_vec()),
+                    seen,
+                )),
+            )
+        }
         Err(_) => (vec![0u8; 64], None),
     };
     match (
         vault.call(Request::RecoverFinish { finalization }).await?,
         keys,
     ) {
-        (Response::Recovered { sealed_k_blob }, Some((session_key, export_key))) => {
+        (Response::Recovered { sealed_k_blob }, Some((session_key, export_key, seen))) => {
             let blob = open_from_transport(&session_key, &sealed_k_blob).ok_or_else(|| {
                 ClientError::Internal("the vault's answer did not authenticate".into())
             })?;
             Ok(Recovered {
                 key: open_k(&export_key, &blob)?,
+                fleet_fingerprint: seen,
                 authorization: session_authorization(&session_key),
             })
         }
