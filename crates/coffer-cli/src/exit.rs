@@ -16,7 +16,6 @@ pub const INTEGRITY: i32 = 5;
 /// Local disk or storage provider error.
 pub const IO: i32 = 6;
 /// The server could not be reached (password mode).
-#[allow(dead_code)]
 pub const UNREACHABLE: i32 = 7;
 /// No backup (or no backup with that id, or no such storage location) was found.
 pub const NOT_FOUND: i32 = 8;
@@ -56,6 +55,7 @@ pub fn classify(err: &anyhow::Error) -> (i32, &'static str) {
         Some(ErrorClass::Usage) => (USAGE, "usage"),
         Some(ErrorClass::WrongKey) => (WRONG_KEY, "wrong-key"),
         Some(ErrorClass::Locked) => (LOCKED, "locked"),
+        Some(ErrorClass::Unreachable) => (UNREACHABLE, "unreachable"),
         Some(ErrorClass::Integrity) => (INTEGRITY, "integrity"),
         Some(ErrorClass::Io) => (IO, "io"),
         Some(ErrorClass::NotFound) => (NOT_FOUND, "not-found"),

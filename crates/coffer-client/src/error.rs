@@ -22,6 +22,8 @@ pub enum ErrorClass {
     Interrupted,
     /// The vault erased the record after too many wrong passwords.
     Locked,
+    /// A server could not be reached.
+    Unreachable,
 }
 
 /// Everything the client library can fail with.
@@ -61,6 +63,8 @@ pub enum ClientError {
     WrongPassword { guesses_left: u16 },
     #[error("too many wrong passwords: the vault has erased this backup key for good")]
     Locked,
+    #[error("cannot reach the server: {0}")]
+    Unreachable(String),
     #[error("the vault holds no backup key for this account")]
     VaultRecordMissing,
     #[error("the vault's key {seen} is not the pinned fleet key {expected}; refusing to continue")]
@@ -87,6 +91,7 @@ impl ClientError {
             ClientError::WrongKey | ClientError::WrongPassword { .. } => ErrorClass::WrongKey,
             ClientError::Locked => ErrorClass::Locked,
             ClientError::VaultKeyMismatch { .. } => ErrorClass::Integrity,
+            ClientError::Unreachable(_) => ErrorClass::Unreachable,
             ClientError::VaultRecordMissing => ErrorClass::NotFound,
             ClientError::Integrity { .. }
             | ClientError::BadArchive { .. }
@@ -108,6 +113,7 @@ impl ClientError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ClientError::Storage { retryable, .. } => *retryable,
+            ClientError::Unreachable(_) => true,
             ClientError::Io { source, .. } => matches!(
                 source.kind(),
                 io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock

@@ -10,6 +10,7 @@ pub mod profile;
 pub mod progress;
 mod staging;
 pub mod storage;
+pub mod vault_http;
 
 pub use error::{ClientError, ErrorClass};
 pub use pipeline::{

@@ -3,6 +3,7 @@
 //! fsynced) before the response is returned, so a spent guess survives any crash.
 
 mod sealing;
+pub mod server;
 mod store;
 
 use std::fs;
@@ -45,9 +46,21 @@ impl NodeError {
     }
 }
 
+/// What `init` made, for the operator to hand out.
+#[derive(Debug, Clone)]
+pub struct NodeInfo {
+    /// The fleet key fingerprint clients pin.
+    pub fleet_fingerprint: String,
+    /// The TLS certificate fingerprint front-ends pin.
+    pub tls_fingerprint: String,
+    /// Where the front-end token is.
+    pub frontend_token: PathBuf,
+}
+
 /// Creates a node's data directory: a new root key, freshly generated fleet secrets sealed
-/// under it, and an empty record store. Refuses to touch an existing node.
-pub fn init(dir: &Path, max_guesses: u16) -> Result<Fleet, NodeError> {
+/// under it, an empty record store, a development TLS certificate for `tls_names` and a
+/// front-end token. Refuses to touch an existing node.
+pub fn init(dir: &Path, max_guesses: u16, tls_names: &[String]) -> Result<NodeInfo, NodeError> {
     let paths = NodePaths::new(dir);
     fs::create_dir_all(dir).map_err(|e| NodeError::io(dir, e))?;
     if paths.fleet.exists() || paths.root_key.exists() {
@@ -60,7 +73,19 @@ pub fn init(dir: &Path, max_guesses: u16) -> Result<Fleet, NodeError> {
     let backend = KeyFile::create(&paths.root_key)?;
     sealing::write_private(&paths.fleet, &backend.seal(&fleet.to_bytes())?)?;
     RecordStore::open(&paths.records)?;
-    Ok(fleet)
+    let identity = coffer_tls::development_identity(tls_names)
+        .map_err(|e| NodeError::Config(e.to_string()))?;
+    sealing::write_private(&paths.tls_key, &identity.key_der)?;
+    sealing::write_private(&paths.tls_cert, &identity.cert_der)?;
+    let mut token = [0u8; 32];
+    rand_core::RngCore::fill_bytes(&mut OsRng, &mut token);
+    let token: String = token.iter().map(|b| format!("{b:02x}")).collect();
+    sealing::write_private(&paths.frontend_token, token.as_bytes())?;
+    Ok(NodeInfo {
+        fleet_fingerprint: fleet.fingerprint(),
+        tls_fingerprint: coffer_tls::fingerprint(&identity.cert_der),
+        frontend_token: paths.frontend_token,
+    })
 }
 
 /// A running node.

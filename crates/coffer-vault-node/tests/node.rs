@@ -70,17 +70,17 @@ fn start_login(node: &mut VaultNode, account: &[u8]) -> Response {
 fn init_makes_private_secrets_and_refuses_to_run_twice() {
     use std::os::unix::fs::PermissionsExt;
     let d = tempfile::tempdir().unwrap();
-    let fleet = init(d.path(), 10).unwrap();
+    let info = init(d.path(), 10, &["localhost".into()]).unwrap();
     let node = VaultNode::open(d.path()).unwrap();
-    assert_eq!(node.fleet().fingerprint(), fleet.fingerprint());
-    for f in ["root.key", "fleet.sealed"] {
+    assert_eq!(node.fleet().fingerprint(), info.fleet_fingerprint);
+    for f in ["root.key", "fleet.sealed", "tls.key.der", "frontend.token"] {
         let mode = std::fs::metadata(d.path().join(f))
             .unwrap()
             .permissions()
             .mode();
         assert_eq!(mode & 0o777, 0o600, "{f}");
     }
-    assert!(init(d.path(), 10).is_err());
+    assert!(init(d.path(), 10, &["localhost".into()]).is_err());
     std::fs::set_permissions(
         d.path().join("root.key"),
         std::fs::Permissions::from_mode(0o644),
@@ -95,7 +95,7 @@ fn init_makes_private_secrets_and_refuses_to_run_twice() {
 #[test]
 fn spent_guesses_survive_a_restart() {
     let d = tempfile::tempdir().unwrap();
-    init(d.path(), 10).unwrap();
+    init(d.path(), 10, &["localhost".into()]).unwrap();
     let mut node = VaultNode::open(d.path()).unwrap();
     register(&mut node, b"alice", b"pw");
     for _ in 0..3 {
@@ -116,7 +116,7 @@ fn spent_guesses_survive_a_restart() {
 #[test]
 fn two_hundred_concurrent_attempts_get_exactly_the_budget_of_oprf_answers() {
     let d = tempfile::tempdir().unwrap();
-    init(d.path(), 10).unwrap();
+    init(d.path(), 10, &["localhost".into()]).unwrap();
     register(&mut VaultNode::open(d.path()).unwrap(), b"bob", b"pw");
     let answered = Arc::new(AtomicUsize::new(0));
     let refused = Arc::new(AtomicUsize::new(0));

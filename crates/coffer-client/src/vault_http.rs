@@ -1,0 +1,64 @@
+//! A [`VaultTransport`] over HTTPS to a vault node, for the front-end (and for tests and
+//! single-host set-ups). The node's TLS certificate is pinned by fingerprint.
+
+use coffer_vault_core::{Request, Response};
+
+use crate::error::ClientError;
+use crate::password::VaultTransport;
+
+pub struct VaultHttp {
+    client: reqwest::Client,
+    base: String,
+    token: String,
+    account_hex: String,
+}
+
+impl VaultHttp {
+    /// `base` is `https://host:port`; `tls_fingerprint` pins the node's certificate;
+    /// `token` is the front-end token; requests are for `account`.
+    pub fn new(
+        base: &str,
+        tls_fingerprint: &str,
+        token: &str,
+        account: &[u8],
+    ) -> Result<VaultHttp, ClientError> {
+        let tls = coffer_tls::pinned_client_config(tls_fingerprint)
+            .map_err(|e| ClientError::Internal(e.to_string()))?;
+        let client = reqwest::Client::builder()
+            .use_preconfigured_tls(tls)
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| ClientError::Internal(e.to_string()))?;
+        Ok(VaultHttp {
+            client,
+            base: base.trim_end_matches('/').to_string(),
+            token: token.trim().to_string(),
+            account_hex: account.iter().map(|b| format!("{b:02x}")).collect(),
+        })
+    }
+}
+
+impl VaultTransport for VaultHttp {
+    async fn call(&self, request: Request) -> Result<Response, ClientError> {
+        let url = format!("{}/v1/vault/{}", self.base, self.account_hex);
+        let unreachable = |e: reqwest::Error| ClientError::Unreachable(format!("{url}: {e}"));
+        let resp = self
+            .client
+            .post(&url)
+            .bearer_auth(&self.token)
+            .json(&request)
+            .send()
+            .await
+            .map_err(unreachable)?;
+        let status = resp.status();
+        if !status.is_success() {
+            let body = resp.text().await.unwrap_or_default();
+            return Err(ClientError::Storage {
+                action: "reach the vault",
+                message: format!("{status}: {body}"),
+                retryable: status.is_server_error(),
+            });
+        }
+        resp.json::<Response>().await.map_err(unreachable)
+    }
+}

@@ -1,0 +1,173 @@
+//! The node's network shell: HTTPS (rustls) for the front-ends, which authenticate with a
+//! bearer token and pin the node's TLS certificate.
+//!
+//! `POST /v1/vault/{account-hex}` takes a JSON [`Request`] and returns a JSON [`Response`];
+//! `GET /v1/fleet` returns the fleet fingerprint and guess budget. The record change a
+//! request causes is committed, fsynced, before its response is written.
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use coffer_vault_core::{Request, Response};
+use serde_json::{json, Value};
+use subtle::ConstantTimeEq;
+
+use crate::{NodeError, NodePaths, VaultNode};
+
+/// Largest request body accepted (OPAQUE messages and a K blob are a few hundred bytes).
+const MAX_BODY: usize = 16 * 1024;
+/// Longest account id, in bytes.
+const MAX_ACCOUNT: usize = 256;
+
+struct Shared {
+    node: Mutex<VaultNode>,
+    token: Vec<u8>,
+}
+
+type ApiError = (StatusCode, Json<Value>);
+
+fn error(status: StatusCode, message: &str) -> ApiError {
+    (status, Json(json!({ "error": message })))
+}
+
+fn check_token(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
+    let presented = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    if bool::from(presented.as_bytes().ct_eq(&shared.token)) {
+        Ok(())
+    } else {
+        Err(error(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong front-end token",
+        ))
+    }
+}
+
+fn decode_account(hex: &str) -> Option<Vec<u8>> {
+    if hex.is_empty() || hex.len() % 2 != 0 || hex.len() > 2 * MAX_ACCOUNT {
+        return None;
+    }
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(hex.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+async fn vault_call(
+    State(shared): State<Arc<Shared>>,
+    UrlPath(account): UrlPath<String>,
+    headers: HeaderMap,
+    Json(request): Json<Request>,
+) -> Result<Json<Response>, ApiError> {
+    check_token(&shared, &headers)?;
+    let account = decode_account(&account).ok_or_else(|| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "the account id must be 1 to 256 bytes in hex",
+        )
+    })?;
+    let worker = shared.clone();
+    let result = tokio::task::spawn_blocking(move || {
+        let mut node = worker
+            .node
+            .lock()
+            .map_err(|_| NodeError::Config("node lock poisoned".into()))?;
+        node.process(&account, request)
+    })
+    .await
+    .map_err(|_| {
+        error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "the request handler failed",
+        )
+    })?;
+    match result {
+        Ok(response) => Ok(Json(response)),
+        Err(NodeError::Vault(coffer_vault_core::VaultError::BadRecord)) => {
+            tracing::error!("a stored record failed authentication");
+            Err(error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the stored record failed authentication",
+            ))
+        }
+        Err(e) => {
+            tracing::error!("vault request failed: {e}");
+            Err(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the vault could not commit the request; retry",
+            ))
+        }
+    }
+}
+
+async fn fleet_info(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+) -> Result<Json<Value>, ApiError> {
+    check_token(&shared, &headers)?;
+    let node = shared
+        .node
+        .lock()
+        .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "node lock poisoned"))?;
+    Ok(Json(json!({
+        "fingerprint": node.fleet().fingerprint(),
+        "max_guesses": node.fleet().max_guesses(),
+    })))
+}
+
+/// The router, for tests and for embedding.
+fn router(shared: Arc<Shared>) -> Router {
+    Router::new()
+        .route("/v1/vault/{account}", post(vault_call))
+        .route("/v1/fleet", get(fleet_info))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(shared)
+}
+
+/// Serves the node in `dir` on `listen` until the process ends. `ready` is called with the
+/// bound address once the node accepts connections.
+pub async fn serve(
+    dir: &Path,
+    listen: SocketAddr,
+    ready: impl FnOnce(SocketAddr) + Send,
+) -> Result<(), NodeError> {
+    let paths = NodePaths::new(dir);
+    let node = VaultNode::open(dir)?;
+    let identity = coffer_tls::Identity {
+        cert_der: fs::read(&paths.tls_cert).map_err(|e| NodeError::io(&paths.tls_cert, e))?,
+        key_der: fs::read(&paths.tls_key).map_err(|e| NodeError::io(&paths.tls_key, e))?,
+    };
+    let token = fs::read_to_string(&paths.frontend_token)
+        .map_err(|e| NodeError::io(&paths.frontend_token, e))?
+        .trim()
+        .as_bytes()
+        .to_vec();
+    let tls = coffer_tls::server_config(&identity).map_err(|e| NodeError::Config(e.to_string()))?;
+    let shared = Arc::new(Shared {
+        node: Mutex::new(node),
+        token,
+    });
+    let handle = axum_server::Handle::new();
+    let server = axum_server::bind_rustls(
+        listen,
+        axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls)),
+    )
+    .handle(handle.clone())
+    .serve(router(shared).into_make_service());
+    let announce = async {
+        if let Some(addr) = handle.listening().await {
+            ready(addr);
+        }
+    };
+    let (served, ()) = tokio::join!(server, announce);
+    served.map_err(|e| NodeError::io(Path::new("listener"), e))
+}
