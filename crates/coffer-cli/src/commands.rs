@@ -356,3 +356,58 @@ pub fn disable(out: &Output, profile: &Profile, yes: bool) -> Result<()> {
     out.say("Encrypted backups are off and the key is deleted from this device. Stored backups were left in place.");
     Ok(())
 }
+
+pub fn vault_init(out: &Output, dir: &Path, max_guesses: u16, tls_names: &[String]) -> Result<()> {
+    let info = coffer_vault_node::init(dir, max_guesses, tls_names).map_err(|e| {
+        usage(format!(
+            "cannot create a vault node in {}: {e}",
+            dir.display()
+        ))
+    })?;
+    out.json(json!({
+        "ok": true,
+        "data": dir,
+        "fleet_fingerprint": info.fleet_fingerprint,
+        "tls_fingerprint": info.tls_fingerprint,
+        "frontend_token_file": info.frontend_token,
+        "max_guesses": max_guesses,
+    }));
+    out.say(format!("Vault node created in {}.", dir.display()));
+    out.say(format!(
+        "Fleet key fingerprint (clients pin this): {}",
+        info.fleet_fingerprint
+    ));
+    out.say(format!(
+        "TLS certificate fingerprint (front-ends pin this): {}",
+        info.tls_fingerprint
+    ));
+    out.say(format!(
+        "Front-end token: {}",
+        info.frontend_token.display()
+    ));
+    Ok(())
+}
+
+pub async fn vault_serve(out: &Output, dir: &Path, listen: std::net::SocketAddr) -> Result<()> {
+    let node = coffer_vault_node::VaultNode::open(dir).map_err(|e| {
+        usage(format!(
+            "cannot open the vault node in {}: {e}",
+            dir.display()
+        ))
+    })?;
+    let fingerprint = node.fleet().fingerprint();
+    drop(node);
+    let json = out.json;
+    coffer_vault_node::server::serve(dir, listen, move |addr| {
+        if json {
+            println!(
+                "{}",
+                json!({"listening": addr.to_string(), "fleet_fingerprint": fingerprint})
+            );
+        } else {
+            println!("vault node listening on https://{addr} (fleet key {fingerprint})");
+        }
+    })
+    .await
+    .map_err(|e| anyhow::anyhow!("the vault node stopped: {e}"))
+}

@@ -53,6 +53,40 @@ enum Command {
     Status,
     /// Stop encrypted backups and forget the key on this device.
     Disable(DisableArgs),
+    /// Run a Backup Key Vault node (the HSM role).
+    #[command(subcommand)]
+    Vault(VaultCommand),
+}
+
+#[derive(Subcommand)]
+enum VaultCommand {
+    /// Create a node: fleet secrets sealed under a new root key file, a record store, a
+    /// development TLS certificate and a front-end token.
+    Init(VaultInitArgs),
+    /// Serve the node to front-ends over HTTPS.
+    Serve(VaultServeArgs),
+}
+
+#[derive(Args)]
+struct VaultInitArgs {
+    /// The node's data directory (created; must not hold a node already).
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Wrong passwords allowed per record before its key is erased (1 to 100).
+    #[arg(long, default_value_t = 10)]
+    max_guesses: u16,
+    /// Host names and addresses for the development TLS certificate.
+    #[arg(long = "tls-name", value_name = "NAME", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+    tls_names: Vec<String>,
+}
+
+#[derive(Args)]
+struct VaultServeArgs {
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Address to listen on (port 0 picks a free port, printed at start).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:7443")]
+    listen: std::net::SocketAddr,
 }
 
 #[derive(Args)]
@@ -215,5 +249,11 @@ async fn dispatch(
         }
         Command::Status => commands::status(out, profile).await,
         Command::Disable(a) => commands::disable(out, profile, a.yes),
+        Command::Vault(VaultCommand::Init(a)) => {
+            commands::vault_init(out, &a.data, a.max_guesses, &a.tls_names)
+        }
+        Command::Vault(VaultCommand::Serve(a)) => {
+            commands::vault_serve(out, &a.data, a.listen).await
+        }
     }
 }
