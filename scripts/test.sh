@@ -6,19 +6,49 @@ cd "$(dirname "$0")/.."
 
 export CARGO_TERM_COLOR=${CARGO_TERM_COLOR:-never}
 
-# Tools the tests call: zstd and tar (interop test), age (benchmarks only, not needed here).
+# Tools the tests call: zstd and tar (interop test), a PostgreSQL server (accounts).
+pg_bin() { ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1; }
 missing=()
 command -v zstd >/dev/null 2>&1 || missing+=(zstd)
 command -v tar >/dev/null 2>&1 || missing+=(tar)
+[ -x "$(pg_bin)/initdb" ] || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" = 0 ]; then
         echo "==> installing ${missing[*]}"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
     else
-        echo "warning: ${missing[*]} missing and not root; the interop test will skip" >&2
+        echo "warning: ${missing[*]} missing and not root; the tests that need them will skip" >&2
     fi
 fi
+
+# A throwaway PostgreSQL server on a free loopback port, stopped when the tests end.
+start_postgres() {
+    local bin dir port run=()
+    bin=$(pg_bin)
+    [ -x "$bin/initdb" ] || { echo "warning: no PostgreSQL server; its tests will skip" >&2; return; }
+    dir=$(mktemp -d /tmp/coffer-pg.XXXXXX)
+    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    if [ "$(id -u)" = 0 ]; then
+        chown postgres "$dir"
+        run=(runuser -u postgres --)
+    fi
+    "${run[@]}" "$bin/initdb" -D "$dir/data" -A trust -U coffer >/dev/null
+    "${run[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
+    export COFFER_TEST_POSTGRES_URL="postgres://coffer@127.0.0.1:$port/postgres"
+    PG_STOP=("${run[@]}" "$bin/pg_ctl" -D "$dir/data" -m immediate stop)
+    PG_DIR=$dir
+    echo "==> PostgreSQL started on 127.0.0.1:$port"
+}
+stop_postgres() {
+    if [ -n "${PG_DIR:-}" ]; then
+        "${PG_STOP[@]}" >/dev/null 2>&1 || true
+        rm -rf "$PG_DIR"
+    fi
+}
+trap 'stop_postgres; rm -f "${log:-}"' EXIT
+start_postgres
 
 echo "==> cargo fmt --check"
 cargo fmt --all -- --check
@@ -28,7 +58,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 echo "==> cargo test"
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
 cargo test --workspace --locked 2>&1 | tee "$log"
 # One closing line for the whole suite (the last cargo line is the doc tests' own count).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
