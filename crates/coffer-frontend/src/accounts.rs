@@ -63,6 +63,14 @@ impl Accounts {
             .max_connections(8)
             .connect(url)
             .await?;
+        let mut tx = pool.begin().await?;
+        if url.starts_with("postgres") {
+            // Front-ends starting together would race on CREATE TABLE IF NOT EXISTS
+            // (PostgreSQL reports a duplicate type); one at a time creates the schema.
+            sqlx::query("SELECT pg_advisory_xact_lock(73581)")
+                .execute(&mut *tx)
+                .await?;
+        }
         for stmt in [
             "CREATE TABLE IF NOT EXISTS codes (
                  account TEXT PRIMARY KEY,
@@ -77,8 +85,9 @@ impl Accounts {
              )",
             "CREATE INDEX IF NOT EXISTS credentials_by_account ON credentials (account)",
         ] {
-            sqlx::query(stmt).execute(&pool).await?;
+            sqlx::query(stmt).execute(&mut *tx).await?;
         }
+        tx.commit().await?;
         Ok(Accounts { pool })
     }
 
