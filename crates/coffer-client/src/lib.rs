@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod error;
+pub mod frontend_http;
 pub mod password;
 pub mod pipe;
 pub mod pipeline;

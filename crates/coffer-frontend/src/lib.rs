@@ -1,4 +1,7 @@
 //! The Coffer front-end (the ChatD role): accounts and their verification, authentication
-//! of clients, and (next) the HTTPS API that relays vault messages it cannot read.
+//! of clients, rate limits, and the HTTPS API that relays vault messages it cannot read.
 
 pub mod accounts;
+mod limits;
+pub mod server;
+pub mod verifier;

@@ -66,6 +66,18 @@ pub fn server_config(identity: &Identity) -> Result<ServerConfig, TlsError> {
     Ok(config)
 }
 
+/// A client configuration for public services (a verification gateway): the usual web
+/// certificate authorities, from the webpki-roots bundle.
+pub fn public_client_config() -> Result<ClientConfig, TlsError> {
+    let roots = rustls::RootCertStore {
+        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+    };
+    Ok(ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
+}
+
 /// A client configuration that accepts only the server certificate with this fingerprint.
 pub fn pinned_client_config(fingerprint: &str) -> Result<ClientConfig, TlsError> {
     let provider = provider();

@@ -1,0 +1,201 @@
+//! The whole password-mode path on loopback: client → front-end (HTTPS) → vault node
+//! (HTTPS), with accounts verified by code.
+
+use coffer_client::frontend_http::Frontend;
+use coffer_client::password::{self, FleetPin};
+use coffer_client::ClientError;
+use coffer_format::BackupKey;
+use coffer_frontend::accounts::Accounts;
+use coffer_frontend::server::{Config, VaultLink};
+use coffer_frontend::verifier::Verifier;
+use coffer_vault_core::{Authorization, KsfParams};
+
+const KSF: KsfParams = KsfParams {
+    m_cost_kib: 8,
+    t_cost: 1,
+    p_cost: 1,
+};
+
+struct Stack {
+    dir: tempfile::TempDir,
+    frontend: Frontend,
+    pin: FleetPin,
+}
+
+async fn start_stack() -> Stack {
+    let dir = tempfile::tempdir().unwrap();
+    let names = vec!["localhost".to_string()];
+    let node_dir = dir.path().join("vault");
+    let info = coffer_vault_node::init(&node_dir, 10, &names).unwrap();
+    let token = std::fs::read_to_string(&info.frontend_token)
+        .unwrap()
+        .trim()
+        .to_string();
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        coffer_vault_node::server::serve(&node_dir, "127.0.0.1:0".parse().unwrap(), move |a| {
+            let _ = tx.send(a);
+        })
+        .await
+        .unwrap();
+    });
+    let vault_addr = rx.await.unwrap();
+
+    let identity = coffer_tls::development_identity(&names).unwrap();
+    let fe_fingerprint = coffer_tls::fingerprint(&identity.cert_der);
+    let accounts_url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("accounts.db").display()
+    );
+    let config = Config {
+        listen: "127.0.0.1:0".parse().unwrap(),
+        identity,
+        accounts: Accounts::connect(&accounts_url).await.unwrap(),
+        verifier: Verifier::DevFile(dir.path().join("codes.txt")),
+        vault: VaultLink {
+            url: format!("https://localhost:{}", vault_addr.port()),
+            tls_fingerprint: info.tls_fingerprint.clone(),
+            token,
+        },
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        coffer_frontend::server::serve(config, move |a| {
+            let _ = tx.send(a);
+        })
+        .await
+        .unwrap();
+    });
+    let fe_addr = rx.await.unwrap();
+    Stack {
+        frontend: Frontend::new(
+            &format!("https://localhost:{}", fe_addr.port()),
+            &fe_fingerprint,
+        )
+        .unwrap(),
+        pin: FleetPin::Pinned(info.fleet_fingerprint),
+        dir,
+    }
+}
+
+impl Stack {
+    /// Registers and verifies `id`, reading the code the development verifier wrote.
+    async fn credential(&self, id: &str) -> String {
+        self.frontend.register_account(id).await.unwrap();
+        let codes = std::fs::read_to_string(self.dir.path().join("codes.txt")).unwrap();
+        let code = codes
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(&format!("{id} ")))
+            .unwrap()
+            .to_string();
+        self.frontend.verify_account(id, &code).await.unwrap()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_device_recovers_with_account_and_password_only() {
+    let stack = start_stack().await;
+    let k = BackupKey::generate().unwrap();
+    let phone = stack.credential("+15550001").await;
+    password::register(
+        &stack.frontend.vault(&phone),
+        &stack.pin,
+        b"pw",
+        &k,
+        KSF,
+        None,
+    )
+    .await
+    .unwrap();
+    // A new phone: new verification (the old credential is revoked), then the password.
+    let new_phone = stack.credential("+15550001").await;
+    let vault = stack.frontend.vault(&new_phone);
+    assert_eq!(
+        password::recover(&vault, &stack.pin, b"pw")
+            .await
+            .unwrap()
+            .key,
+        k
+    );
+    assert!(matches!(
+        password::recover(&stack.frontend.vault(&phone), &stack.pin, b"pw").await,
+        Err(ClientError::Usage(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn accounts_cannot_reach_each_other_and_hijackers_cannot_overwrite() {
+    let stack = start_stack().await;
+    let k = BackupKey::generate().unwrap();
+    let alice = stack.credential("alice").await;
+    password::register(
+        &stack.frontend.vault(&alice),
+        &stack.pin,
+        b"alice-pw",
+        &k,
+        KSF,
+        None,
+    )
+    .await
+    .unwrap();
+    // Bob's credential only ever reaches Bob's (empty) record.
+    let bob = stack.credential("bob").await;
+    assert!(matches!(
+        password::recover(&stack.frontend.vault(&bob), &stack.pin, b"alice-pw").await,
+        Err(ClientError::VaultRecordMissing)
+    ));
+    // A hijacker who verifies Alice's account anew can spend guesses but cannot replace
+    // or delete her record.
+    let hijack = stack.credential("alice").await;
+    let v = stack.frontend.vault(&hijack);
+    assert!(password::register(
+        &v,
+        &stack.pin,
+        b"mine",
+        &BackupKey::generate().unwrap(),
+        KSF,
+        None
+    )
+    .await
+    .is_err());
+    assert!(password::register(
+        &v,
+        &stack.pin,
+        b"mine",
+        &BackupKey::generate().unwrap(),
+        KSF,
+        Some(Authorization::Key(vec![0; 32]))
+    )
+    .await
+    .is_err());
+    assert!(matches!(
+        password::recover(&v, &stack.pin, b"guess").await,
+        Err(ClientError::WrongPassword { guesses_left: 9 })
+    ));
+    // Alice's password still works from her next device.
+    let alice2 = stack.credential("alice").await;
+    assert_eq!(
+        password::recover(&stack.frontend.vault(&alice2), &stack.pin, b"alice-pw")
+            .await
+            .unwrap()
+            .key,
+        k
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_codes_credentials_and_requests_get_4xx() {
+    let stack = start_stack().await;
+    stack.frontend.register_account("carol").await.unwrap();
+    assert!(matches!(
+        stack.frontend.verify_account("carol", "000000x").await,
+        Err(ClientError::Usage(_))
+    ));
+    assert!(matches!(
+        stack.frontend.register_account("").await,
+        Err(ClientError::Usage(_))
+    ));
+    let res = password::recover(&stack.frontend.vault("not-a-credential"), &stack.pin, b"x").await;
+    assert!(matches!(res, Err(ClientError::Usage(_))), "{:?}", res.err());
+}
