@@ -51,25 +51,53 @@ fn cipher(config: &Config) -> Result<Cipher> {
     }
 }
 
-/// The key from standard input, the profile, or a prompt, in that order.
-fn obtain_key(profile: &Profile, key_stdin: bool) -> Result<BackupKey> {
-    if key_stdin {
-        let mut text = Zeroizing::new(String::new());
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .context("cannot read the key from standard input")?;
-        return BackupKey::parse(&text).map_err(|e| usage(e.to_string()));
+/// Where the backup key comes from for reading commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeySource {
+    /// The profile's key; else, on a terminal, the password (password mode) or the key.
+    Default,
+    /// The 64-digit key on standard input.
+    KeyStdin,
+    /// The password on standard input, checked by the vault.
+    PasswordStdin,
+}
+
+impl KeySource {
+    pub fn from_flags(key_stdin: bool, password_stdin: bool) -> KeySource {
+        match (key_stdin, password_stdin) {
+            (true, _) => KeySource::KeyStdin,
+            (_, true) => KeySource::PasswordStdin,
+            _ => KeySource::Default,
+        }
+    }
+}
+
+/// The key from standard input, the profile, the vault, or a prompt, in that order.
+async fn obtain_key(profile: &Profile, source: KeySource) -> Result<BackupKey> {
+    match source {
+        KeySource::KeyStdin => {
+            let mut text = Zeroizing::new(String::new());
+            std::io::stdin()
+                .read_to_string(&mut text)
+                .context("cannot read the key from standard input")?;
+            return BackupKey::parse(&text).map_err(|e| usage(e.to_string()));
+        }
+        KeySource::PasswordStdin => return crate::password_cmds::recover_key(profile, true).await,
+        KeySource::Default => {}
     }
     if profile.has_key() {
         return Ok(profile.load_key()?);
     }
     if std::io::stdin().is_terminal() {
+        if profile.load_config()?.server.is_some() {
+            return crate::password_cmds::recover_key(profile, false).await;
+        }
         let line = crate::prompt::hidden("Enter your 64-digit backup key: ")
             .context("cannot read the key")?;
         return BackupKey::parse(&line).map_err(|e| usage(e.to_string()));
     }
     Err(usage(
-        "this profile has no key; pass --key-stdin and write the 64-digit key to standard input",
+        "this profile has no key; pass --key-stdin (the 64-digit key) or --password-stdin (password mode) with the secret on standard input",
     ))
 }
 
@@ -203,11 +231,11 @@ pub async fn verify(
     profile: &Profile,
     from: Option<String>,
     id: Option<String>,
-    key_stdin: bool,
+    source: KeySource,
 ) -> Result<()> {
     let config = profile.load_config()?;
     let storage = storage(&config, from, false)?;
-    let key = obtain_key(profile, key_stdin)?;
+    let key = obtain_key(profile, source).await?;
     let report = coffer_client::verify(&storage, &key, id.as_deref(), out.progress()).await?;
     out.json(json!({"ok": true, "verified": report}));
     let c = &report.contents;
@@ -228,19 +256,26 @@ pub async fn restore(
     profile: &Profile,
     from: Option<String>,
     id: Option<String>,
-    key_stdin: bool,
+    source: KeySource,
     into: &Path,
 ) -> Result<()> {
     let mut config = profile.load_config()?;
     let storage = storage(&config, from, false)?;
-    let key = obtain_key(profile, key_stdin)?;
+    let key = obtain_key(profile, source).await?;
     let report =
         coffer_client::restore(&storage, &key, id.as_deref(), into, out.progress()).await?;
     // A new device restoring with its key carries on backing up with the same key.
     let adopted = !profile.has_key();
     if adopted {
         profile.save_key(&key)?;
-        config.mode = Some(Mode::Key);
+        config = profile.load_config()?;
+        config.mode = Some(
+            if source == KeySource::PasswordStdin || config.server.is_some() {
+                Mode::Password
+            } else {
+                Mode::Key
+            },
+        );
         config
             .storage
             .get_or_insert_with(|| storage.url().display());
@@ -268,12 +303,12 @@ pub async fn decrypt(
     profile: &Profile,
     from: Option<String>,
     id: Option<String>,
-    key_stdin: bool,
+    source: KeySource,
     output: &Path,
 ) -> Result<()> {
     let config = profile.load_config()?;
     let storage = storage(&config, from, false)?;
-    let key = obtain_key(profile, key_stdin)?;
+    let key = obtain_key(profile, source).await?;
     let b = coffer_client::export_payload(&storage, &key, id.as_deref(), output).await?;
     out.json(json!({"ok": true, "id": b.id, "output": output}));
     out.say(format!(
@@ -301,6 +336,19 @@ pub async fn status(out: &Output, profile: &Profile) -> Result<()> {
         _ => None,
     };
     let count = stored.as_ref().and_then(|r| r.as_ref().ok().copied());
+    let vault = if enabled && config.mode == Some(Mode::Password) {
+        Some(crate::password_cmds::vault_status(profile).await)
+    } else {
+        None
+    };
+    let vault_json = match &vault {
+        Some(Ok(coffer_vault_core::Response::Status {
+            locked,
+            guesses_left,
+            max_guesses,
+        })) => json!({"locked": locked, "guesses_left": guesses_left, "max_guesses": max_guesses}),
+        _ => serde_json::Value::Null,
+    };
     out.json(json!({
         "ok": true,
         "profile": profile.dir(),
@@ -310,13 +358,31 @@ pub async fn status(out: &Output, profile: &Profile) -> Result<()> {
         "storage": config.storage,
         "backups_stored": count,
         "last_backup": config.last_backup,
+        "vault": vault_json,
     }));
     out.say(format!("Profile:     {}", profile.dir().display()));
     if !enabled {
         out.say("Encrypted backups: off (run `coffer enable --key`)");
         return Ok(());
     }
-    out.say("Encrypted backups: on, protected by a 64-digit key");
+    if let Some(vault) = &vault {
+        let text = match vault {
+            Ok(coffer_vault_core::Response::Status {
+                locked: false,
+                guesses_left,
+                max_guesses,
+            }) => format!("{guesses_left} of {max_guesses} password guesses left"),
+            Ok(coffer_vault_core::Response::Status { locked: true, .. }) => {
+                "LOCKED: too many wrong passwords, the vault erased the key".to_string()
+            }
+            Ok(other) => format!("{other:?}"),
+            Err(e) => format!("vault unreachable ({e})"),
+        };
+        out.say("Encrypted backups: on, protected by a password (Backup Key Vault)");
+        out.say(format!("Vault:       {text}"));
+    } else {
+        out.say("Encrypted backups: on, protected by a 64-digit key");
+    }
     out.say(format!("Key id:      {}", key_id.unwrap_or_default()));
     out.say(format!(
         "Storage:     {}",
@@ -339,17 +405,25 @@ pub async fn status(out: &Output, profile: &Profile) -> Result<()> {
     Ok(())
 }
 
-pub fn disable(out: &Output, profile: &Profile, yes: bool) -> Result<()> {
+pub async fn disable(out: &Output, profile: &Profile, yes: bool) -> Result<()> {
     if !profile.has_key() {
         return Err(usage("encrypted backups are not enabled in this profile"));
     }
+    let mut config = profile.load_config()?;
+    let password_mode = config.mode == Some(Mode::Password);
     if !yes {
-        return Err(usage(
-            "this deletes the key from this device; backups stay restorable only with the key you wrote down. Pass --yes to confirm",
-        ));
+        return Err(usage(if password_mode {
+            "this deletes the key from this device and from the vault; stored backups become unrestorable. Pass --yes to confirm"
+        } else {
+            "this deletes the key from this device; backups stay restorable only with the key you wrote down. Pass --yes to confirm"
+        }));
+    }
+    if password_mode {
+        // The vault record goes first: a device that forgot K could no longer prove the
+        // right to delete it.
+        crate::password_cmds::delete_record(profile, &profile.load_key()?).await?;
     }
     profile.remove_key()?;
-    let mut config = profile.load_config()?;
     config.mode = None;
     profile.save_config(&config)?;
     out.json(json!({"ok": true, "enabled": false}));

@@ -2,8 +2,10 @@
 
 mod commands;
 mod demo;
+mod dev_identity;
 mod exit;
 mod output;
+mod password_cmds;
 mod prompt;
 mod treecmp;
 
@@ -56,6 +58,56 @@ enum Command {
     /// Run a Backup Key Vault node (the HSM role).
     #[command(subcommand)]
     Vault(VaultCommand),
+    /// Register and verify this device's account (the phone-number step).
+    #[command(subcommand)]
+    Account(AccountCommand),
+    /// Change the password that protects the backup key (password mode).
+    ChangePassword(ChangePasswordArgs),
+    /// Run a front-end and one vault node together, with embedded stores.
+    Serve(ServeArgs),
+}
+
+#[derive(Subcommand)]
+enum AccountCommand {
+    /// Ask the server to send a verification code for an account id.
+    Register(AccountRegisterArgs),
+    /// Verify the account with the code received; signs other devices out.
+    Verify {
+        /// The verification code.
+        code: String,
+    },
+}
+
+#[derive(Args)]
+struct AccountRegisterArgs {
+    /// The front-end, `https://host:port`.
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// SHA-256 fingerprint of the front-end's TLS certificate (printed by `coffer serve`).
+    #[arg(long, value_name = "HEX")]
+    server_fingerprint: String,
+    /// The account id, such as a phone number.
+    #[arg(long, value_name = "ID")]
+    id: String,
+}
+
+#[derive(Args)]
+struct ChangePasswordArgs {
+    /// Read the new password from standard input (one line) instead of prompting.
+    #[arg(long)]
+    password_stdin: bool,
+    #[arg(long, value_name = "KIB", hide = true)]
+    ksf_memory_kib: Option<u32>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    /// Data directory for the vault node, the accounts and the certificates.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    /// Address for the front-end (port 0 picks a free port, printed at start).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+    listen: std::net::SocketAddr,
 }
 
 #[derive(Subcommand)]
@@ -97,10 +149,21 @@ struct DemoArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("protection").required(true).args(["key", "password"])))]
 struct EnableArgs {
     /// Protect backups with a 64-digit key, shown once.
-    #[arg(long, required = true)]
+    #[arg(long)]
     key: bool,
+    /// Protect backups with a password, checked by the Backup Key Vault (needs a verified
+    /// account).
+    #[arg(long)]
+    password: bool,
+    /// Read the password from standard input (one line) instead of prompting.
+    #[arg(long, requires = "password")]
+    password_stdin: bool,
+    /// Argon2id memory in KiB for the password (default 65536).
+    #[arg(long, value_name = "KIB", hide = true)]
+    ksf_memory_kib: Option<u32>,
     /// Default storage location (folder path or file:/// URL).
     #[arg(long, value_name = "STORAGE")]
     storage: Option<String>,
@@ -134,8 +197,11 @@ struct SelectArgs {
     #[arg(long, value_name = "ID")]
     backup: Option<String>,
     /// Read the 64-digit key from standard input instead of the profile.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "password_stdin")]
     key_stdin: bool,
+    /// Recover the key from the vault with the password read from standard input.
+    #[arg(long)]
+    password_stdin: bool,
 }
 
 #[derive(Args)]
@@ -233,27 +299,50 @@ async fn dispatch(
 ) -> anyhow::Result<()> {
     match command {
         Command::Demo(a) => demo::run(out, a.keep).await,
+        Command::Enable(a) if a.password => {
+            password_cmds::enable(out, profile, a.password_stdin, a.ksf_memory_kib, a.storage).await
+        }
         Command::Enable(a) => commands::enable(out, profile, a.storage, a.cipher),
         Command::Backup(a) => commands::backup(out, profile, &a.paths, a.to).await,
         Command::List(a) => commands::list(out, profile, a.from).await,
         Command::Verify(a) => {
-            commands::verify(out, profile, a.from.from, a.backup, a.key_stdin).await
+            commands::verify(
+                out,
+                profile,
+                a.from.from,
+                a.backup,
+                commands::KeySource::from_flags(a.key_stdin, a.password_stdin),
+            )
+            .await
         }
         Command::Restore(a) => {
             let s = a.select;
-            commands::restore(out, profile, s.from.from, s.backup, s.key_stdin, &a.into).await
+            let src = commands::KeySource::from_flags(s.key_stdin, s.password_stdin);
+            commands::restore(out, profile, s.from.from, s.backup, src, &a.into).await
         }
         Command::Decrypt(a) => {
             let s = a.select;
-            commands::decrypt(out, profile, s.from.from, s.backup, s.key_stdin, &a.output).await
+            let src = commands::KeySource::from_flags(s.key_stdin, s.password_stdin);
+            commands::decrypt(out, profile, s.from.from, s.backup, src, &a.output).await
         }
         Command::Status => commands::status(out, profile).await,
-        Command::Disable(a) => commands::disable(out, profile, a.yes),
+        Command::Disable(a) => commands::disable(out, profile, a.yes).await,
         Command::Vault(VaultCommand::Init(a)) => {
             commands::vault_init(out, &a.data, a.max_guesses, &a.tls_names)
         }
         Command::Vault(VaultCommand::Serve(a)) => {
             commands::vault_serve(out, &a.data, a.listen).await
         }
+        Command::Account(AccountCommand::Register(a)) => {
+            password_cmds::account_register(out, profile, &a.server, &a.server_fingerprint, &a.id)
+                .await
+        }
+        Command::Account(AccountCommand::Verify { code }) => {
+            password_cmds::account_verify(out, profile, &code).await
+        }
+        Command::ChangePassword(a) => {
+            password_cmds::change_password(out, profile, a.password_stdin, a.ksf_memory_kib).await
+        }
+        Command::Serve(a) => password_cmds::serve(out, &a.data, a.listen).await,
     }
 }

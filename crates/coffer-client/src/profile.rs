@@ -19,6 +19,7 @@ use crate::error::ClientError;
 
 const CONFIG_FILE: &str = "config.toml";
 const KEY_FILE: &str = "key";
+const CREDENTIAL_FILE: &str = "credential";
 
 /// How K is protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,6 +27,22 @@ const KEY_FILE: &str = "key";
 pub enum Mode {
     /// The user keeps K as a 64-digit key.
     Key,
+    /// K is deposited in the Backup Key Vault behind a password.
+    Password,
+}
+
+/// The front-end this profile's account lives on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Server {
+    /// `https://host:port`
+    pub url: String,
+    /// SHA-256 of the front-end's TLS certificate (pinned).
+    pub tls_fingerprint: String,
+    /// The account id (a phone number, an e-mail address…).
+    pub account: String,
+    /// The vault fleet key, pinned at first use or from configuration.
+    pub fleet_fingerprint: Option<String>,
 }
 
 /// The newest backup this profile made.
@@ -48,6 +65,8 @@ pub struct Config {
     /// zstd level, 1 by default.
     pub compression_level: Option<i32>,
     pub last_backup: Option<LastBackup>,
+    /// Password mode: the account's front-end.
+    pub server: Option<Server>,
 }
 
 pub struct Profile {
@@ -128,6 +147,23 @@ impl Profile {
         };
         BackupKey::parse(&text)
             .map_err(|e| ClientError::Usage(format!("{} is damaged: {e}", path.display())))
+    }
+
+    /// Stores the account's bearer credential (owner-only).
+    pub fn save_credential(&self, credential: &str) -> Result<(), ClientError> {
+        self.write_private(CREDENTIAL_FILE, credential.as_bytes())
+    }
+
+    pub fn load_credential(&self) -> Result<Zeroizing<String>, ClientError> {
+        let path = self.dir.join(CREDENTIAL_FILE);
+        match fs::read_to_string(&path) {
+            Ok(t) => Ok(Zeroizing::new(t.trim().to_string())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ClientError::Usage(
+                "this profile has no verified account; run `coffer account register` and `coffer account verify`"
+                    .into(),
+            )),
+            Err(e) => Err(ClientError::io("cannot read", path, e)),
+        }
     }
 
     pub fn remove_key(&self) -> Result<(), ClientError> {

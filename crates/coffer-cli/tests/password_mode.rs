@@ -1,0 +1,206 @@
+//! Password mode through the real binaries: `coffer serve` (front-end and vault node), and
+//! devices that register, verify, enable, back up, restore, change the password, disable.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use common::*;
+use serde_json::Value;
+
+const LOCKED: i32 = 4;
+
+struct Server {
+    child: Child,
+    url: String,
+    tls: String,
+    codes: PathBuf,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(data: &Path) -> Server {
+    let mut child = Command::new(bin())
+        .args(["--json", "serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    Server {
+        url: v["url"].as_str().unwrap().to_string(),
+        tls: v["tls_fingerprint"].as_str().unwrap().to_string(),
+        codes: PathBuf::from(v["codes_file"].as_str().unwrap()),
+        child,
+    }
+}
+
+/// Registers and verifies `id` on `profile`, reading the code from the server's file.
+fn sign_in(server: &Server, profile: &Path, id: &str) {
+    coffer(profile)
+        .args([
+            "account",
+            "register",
+            "--server",
+            &server.url,
+            "--server-fingerprint",
+            &server.tls,
+            "--id",
+            id,
+        ])
+        .run()
+        .ok();
+    let codes = std::fs::read_to_string(&server.codes).unwrap();
+    let code = codes
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix(&format!("{id} ")))
+        .unwrap()
+        .to_string();
+    coffer(profile)
+        .args(["account", "verify", &code])
+        .run()
+        .ok();
+}
+
+#[test]
+fn a_password_protected_backup_restores_on_a_new_device() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(&tmp.path().join("server"));
+    let storage = tmp.path().join("storage");
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    let tree = sample_tree(&src);
+
+    // Phone A: account, password, backup.
+    let a = tmp.path().join("a");
+    sign_in(&server, &a, "+15550100");
+    coffer(&a)
+        .args([
+            "enable",
+            "--password",
+            "--password-stdin",
+            "--ksf-memory-kib",
+            "8",
+            "--storage",
+        ])
+        .arg(&storage)
+        .stdin("first password\n")
+        .run()
+        .ok()
+        .stdout_has("10 wrong guesses");
+    coffer(&a).arg("backup").arg(&tree).run().ok();
+    let s = coffer(&a).json().arg("status").run().ok().json();
+    assert_eq!(s["mode"], "password", "{s}");
+    assert_eq!(s["vault"]["guesses_left"], 10, "{s}");
+
+    // Phone B: a new device with the account and the password only.
+    let b = tmp.path().join("b");
+    sign_in(&server, &b, "+15550100");
+    let restore = |profile: &Path, into: &str, pw: &str| {
+        coffer(profile)
+            .args(["restore", "--password-stdin", "--from"])
+            .arg(&storage)
+            .arg("--into")
+            .arg(tmp.path().join(into))
+            .stdin(pw)
+            .run()
+    };
+    restore(&b, "wrong", "not it\n")
+        .code(WRONG_KEY)
+        .stderr_has("9 attempts left");
+    assert!(!tmp.path().join("wrong").exists());
+    restore(&b, "restored", "first password\n").ok();
+    assert_same_tree(
+        &tree,
+        &tmp.path().join("restored").join(tree.file_name().unwrap()),
+    );
+    let s = coffer(&b).json().arg("status").run().ok().json();
+    assert_eq!(
+        s["vault"]["guesses_left"], 10,
+        "a correct password restores the budget: {s}"
+    );
+
+    // B (the active device, holding K) changes the password; C restores with the new one.
+    coffer(&b)
+        .args([
+            "change-password",
+            "--password-stdin",
+            "--ksf-memory-kib",
+            "8",
+        ])
+        .stdin("second password\n")
+        .run()
+        .ok();
+    let c = tmp.path().join("c");
+    sign_in(&server, &c, "+15550100");
+    restore(&c, "old-pw", "first password\n").code(WRONG_KEY);
+    restore(&c, "restored-c", "second password\n").ok();
+
+    // C disables: the vault record is gone, so a later device cannot recover the key.
+    coffer(&c).args(["disable", "--yes"]).run().ok();
+    let d = tmp.path().join("d");
+    sign_in(&server, &d, "+15550100");
+    restore(&d, "nothing", "second password\n").code(NOT_FOUND);
+}
+
+#[test]
+fn ten_wrong_passwords_lock_the_key_for_good() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(&tmp.path().join("server"));
+    let storage = tmp.path().join("storage");
+    let a = tmp.path().join("a");
+    sign_in(&server, &a, "locked@example.org");
+    coffer(&a)
+        .args([
+            "enable",
+            "--password",
+            "--password-stdin",
+            "--ksf-memory-kib",
+            "8",
+            "--storage",
+        ])
+        .arg(&storage)
+        .stdin("the password\n")
+        .run()
+        .ok();
+    let src = tmp.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    coffer(&a).arg("backup").arg(sample_tree(&src)).run().ok();
+    let thief = tmp.path().join("thief");
+    sign_in(&server, &thief, "locked@example.org");
+    for left in (1..10).rev() {
+        coffer(&thief)
+            .args(["restore", "--password-stdin", "--into"])
+            .arg(tmp.path().join("x"))
+            .arg("--from")
+            .arg(&storage)
+            .stdin("guess\n")
+            .run()
+            .code(WRONG_KEY)
+            .stderr_has(&format!("{left} attempts left"));
+    }
+    for pw in ["guess\n", "the password\n"] {
+        coffer(&thief)
+            .json()
+            .args(["restore", "--password-stdin", "--into"])
+            .arg(tmp.path().join("x"))
+            .arg("--from")
+            .arg(&storage)
+            .stdin(pw)
+            .run()
+            .json_error("locked", LOCKED);
+    }
+}
