@@ -20,6 +20,8 @@ struct Stack {
     dir: tempfile::TempDir,
     frontend: Frontend,
     pin: FleetPin,
+    base: String,
+    tls: String,
 }
 
 async fn start_stack() -> Stack {
@@ -67,14 +69,13 @@ async fn start_stack() -> Stack {
         .unwrap();
     });
     let fe_addr = rx.await.unwrap();
+    let base = format!("https://localhost:{}", fe_addr.port());
     Stack {
-        frontend: Frontend::new(
-            &format!("https://localhost:{}", fe_addr.port()),
-            &fe_fingerprint,
-        )
-        .unwrap(),
+        frontend: Frontend::new(&base, &fe_fingerprint).unwrap(),
         pin: FleetPin::Pinned(info.fleet_fingerprint),
         dir,
+        base,
+        tls: fe_fingerprint,
     }
 }
 
@@ -198,4 +199,93 @@ async fn bad_codes_credentials_and_requests_get_4xx() {
     ));
     let res = password::recover(&stack.frontend.vault("not-a-credential"), &stack.pin, b"x").await;
     assert!(matches!(res, Err(ClientError::Usage(_))), "{:?}", res.err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_openapi_document_matches_the_running_server() {
+    let stack = start_stack().await;
+    let http = reqwest::Client::builder()
+        .use_preconfigured_tls(coffer_tls::pinned_client_config(&stack.tls).unwrap())
+        .build()
+        .unwrap();
+    let committed = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/openapi.json"),
+    )
+    .unwrap();
+    let served = http
+        .get(format!("{}/openapi.json", stack.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        served, committed,
+        "the server publishes the committed document"
+    );
+    let doc: serde_json::Value = serde_json::from_str(&committed).unwrap();
+    let paths = doc["paths"].as_object().unwrap();
+    assert!(paths.len() >= 5);
+    for (path, ops) in paths {
+        for method in ops.as_object().unwrap().keys() {
+            let url = format!("{}{path}", stack.base);
+            let req = match method.as_str() {
+                "get" => http.get(&url),
+                "post" => http.post(&url).json(&serde_json::json!({})),
+                other => panic!("undocumented method kind {other}"),
+            };
+            let status = req.send().await.unwrap().status().as_u16();
+            assert!(
+                status != 404 && status != 405,
+                "{method} {path} is documented but answers {status}"
+            );
+            let documented = ops[method]["responses"].as_object().unwrap();
+            assert!(
+                documented.contains_key(&status.to_string()),
+                "{method} {path} answered {status}, which the document does not list"
+            );
+        }
+    }
+    let status = http
+        .get(format!("{}/v1/undocumented", stack.base))
+        .send()
+        .await
+        .unwrap()
+        .status();
+    assert_eq!(status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hijacker_cannot_delete_a_live_record() {
+    use coffer_client::password::VaultTransport;
+    use coffer_vault_core::{Request, Response};
+    let stack = start_stack().await;
+    let owner = stack.credential("dave").await;
+    password::register(
+        &stack.frontend.vault(&owner),
+        &stack.pin,
+        b"pw",
+        &BackupKey::generate().unwrap(),
+        KSF,
+        None,
+    )
+    .await
+    .unwrap();
+    let hijack = stack.credential("dave").await;
+    let v = stack.frontend.vault(&hijack);
+    for authorization in [
+        None,
+        Some(Authorization::Key(vec![0; 32])),
+        Some(Authorization::Session(vec![0; 32])),
+    ] {
+        assert_eq!(
+            v.call(Request::Delete { authorization }).await.unwrap(),
+            Response::Unauthorized
+        );
+    }
+    assert!(matches!(
+        v.call(Request::Status).await.unwrap(),
+        Response::Status { locked: false, .. }
+    ));
 }

@@ -6,6 +6,7 @@
 //! | `POST /v1/accounts/verify` `{"id","code"}` | — | returns `{"credential"}`, revoking older ones |
 //! | `POST /v1/vault` (a vault request) | bearer credential | relayed, unread, to the vault for the caller's account |
 //! | `GET /v1/fleet` | — | the vault fleet's key fingerprint and guess budget |
+//! | `GET /openapi.json` | — | the OpenAPI document (`docs/openapi.json`) |
 //!
 //! Vault requests are relayed as bytes: the front-end neither parses nor keeps them.
 
@@ -207,8 +208,16 @@ async fn fleet(State(s): State<Arc<Shared>>) -> Response {
     }
 }
 
+/// The OpenAPI document of this API, kept in the repository and served as is.
+pub const OPENAPI: &str = include_str!("../../../docs/openapi.json");
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+}
+
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
+        .route("/openapi.json", get(openapi))
         .route("/v1/accounts", post(register))
         .route("/v1/accounts/verify", post(verify))
         .route("/v1/vault", post(vault))
