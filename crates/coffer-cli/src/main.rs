@@ -65,6 +65,40 @@ enum Command {
     ChangePassword(ChangePasswordArgs),
     /// Run a front-end and one vault node together, with embedded stores.
     Serve(ServeArgs),
+    /// Run a front-end (the ChatD role) in front of a vault node.
+    #[command(subcommand)]
+    Frontend(FrontendCommand),
+}
+
+#[derive(Subcommand)]
+enum FrontendCommand {
+    /// Serve the public HTTPS API.
+    Serve(FrontendServeArgs),
+}
+
+#[derive(Args)]
+struct FrontendServeArgs {
+    /// Directory for the development TLS certificate, the embedded account database and
+    /// the development verifier's codes file.
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
+    listen: std::net::SocketAddr,
+    /// Account database: `postgres://…` for several front-ends (default: SQLite in DIR).
+    #[arg(long, value_name = "URL", env = "COFFER_ACCOUNTS_URL")]
+    accounts: Option<String>,
+    /// Deliver verification codes by POSTing them to this URL (default: DIR/codes.txt).
+    #[arg(long, value_name = "URL")]
+    verifier_webhook: Option<String>,
+    /// The vault node, `https://host:port`.
+    #[arg(long, value_name = "URL")]
+    vault: String,
+    /// SHA-256 fingerprint of the vault node's TLS certificate.
+    #[arg(long, value_name = "HEX")]
+    vault_fingerprint: String,
+    /// File holding the vault node's front-end token.
+    #[arg(long, value_name = "FILE")]
+    vault_token_file: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -344,5 +378,20 @@ async fn dispatch(
             password_cmds::change_password(out, profile, a.password_stdin, a.ksf_memory_kib).await
         }
         Command::Serve(a) => password_cmds::serve(out, &a.data, a.listen).await,
+        Command::Frontend(FrontendCommand::Serve(a)) => {
+            let token = std::fs::read_to_string(&a.vault_token_file).map_err(|e| {
+                anyhow::anyhow!("cannot read {}: {e}", a.vault_token_file.display())
+            })?;
+            let verifier = match a.verifier_webhook {
+                Some(url) => coffer_frontend::verifier::Verifier::Webhook(url),
+                None => coffer_frontend::verifier::Verifier::DevFile(a.data.join("codes.txt")),
+            };
+            let link = coffer_frontend::server::VaultLink {
+                url: a.vault,
+                tls_fingerprint: a.vault_fingerprint,
+                token: token.trim().to_string(),
+            };
+            password_cmds::frontend_serve(out, &a.data, a.listen, a.accounts, verifier, link).await
+        }
     }
 }

@@ -270,41 +270,83 @@ pub async fn serve(out: &Output, data: &Path, listen: std::net::SocketAddr) -> R
     let fleet_fingerprint = coffer_vault_node::VaultNode::open(&node_dir)?
         .fleet()
         .fingerprint();
-    let identity = crate::dev_identity::load_or_create(&fe_dir, &names)?;
-    let fe_fingerprint = coffer_tls::fingerprint(&identity.cert_der);
-
     let (tx, rx) = tokio::sync::oneshot::channel();
     let nd = node_dir.clone();
     let vault_task = tokio::spawn(async move {
-        coffer_vault_node::server::serve(
-            &nd,
-            "127.0.0.1:0".parse().expect("valid address"),
-            move |a| {
-                let _ = tx.send(a);
-            },
-        )
+        let loopback = "127.0.0.1:0".parse().expect("valid address");
+        coffer_vault_node::server::serve(&nd, loopback, move |a| {
+            let _ = tx.send(a);
+        })
         .await
     });
     let vault_addr = rx.await.context("the vault node did not start")?;
-    let accounts_url = format!(
-        "sqlite://{}?mode=rwc",
-        fe_dir.join("accounts.sqlite").display()
+    let link = coffer_frontend::server::VaultLink {
+        url: format!("https://127.0.0.1:{}", vault_addr.port()),
+        tls_fingerprint: coffer_tls::fingerprint(&node_tls),
+        token: token.trim().to_string(),
+    };
+    let verifier = coffer_frontend::verifier::Verifier::DevFile(data.join("codes.txt"));
+    let frontend = frontend_run(
+        out,
+        &fe_dir,
+        listen,
+        None,
+        verifier,
+        link,
+        Some(fleet_fingerprint),
+        data.join("codes.txt"),
     );
+    tokio::select! {
+        r = frontend => r,
+        r = vault_task => Err(anyhow::anyhow!("the vault node stopped: {r:?}")),
+    }
+}
+
+/// `coffer frontend serve`.
+pub async fn frontend_serve(
+    out: &Output,
+    data: &Path,
+    listen: std::net::SocketAddr,
+    accounts: Option<String>,
+    verifier: coffer_frontend::verifier::Verifier,
+    vault: coffer_frontend::server::VaultLink,
+) -> Result<()> {
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    let codes = data.join("codes.txt");
+    frontend_run(out, data, listen, accounts, verifier, vault, None, codes).await
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn frontend_run(
+    out: &Output,
+    dir: &Path,
+    listen: std::net::SocketAddr,
+    accounts: Option<String>,
+    verifier: coffer_frontend::verifier::Verifier,
+    vault: coffer_frontend::server::VaultLink,
+    fleet: Option<String>,
+    codes: std::path::PathBuf,
+) -> Result<()> {
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let identity = crate::dev_identity::load_or_create(dir, &names)?;
+    let fe_fingerprint = coffer_tls::fingerprint(&identity.cert_der);
+    let accounts_url = accounts.unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rwc",
+            dir.join("accounts.sqlite").display()
+        )
+    });
     let config = coffer_frontend::server::Config {
         listen,
         identity,
-        accounts: coffer_frontend::accounts::Accounts::connect(&accounts_url).await?,
-        verifier: coffer_frontend::verifier::Verifier::DevFile(data.join("codes.txt")),
-        vault: coffer_frontend::server::VaultLink {
-            url: format!("https://127.0.0.1:{}", vault_addr.port()),
-            tls_fingerprint: coffer_tls::fingerprint(&node_tls),
-            token: token.trim().to_string(),
-        },
+        accounts: coffer_frontend::accounts::Accounts::connect(&accounts_url)
+            .await
+            .context("cannot open the account database")?,
+        verifier,
+        vault,
     };
     let json_out = out.json;
-    let codes = data.join("codes.txt");
-    let fleet = fleet_fingerprint.clone();
-    let frontend = coffer_frontend::server::serve(config, move |addr| {
+    coffer_frontend::server::serve(config, move |addr| {
         if json_out {
             println!(
                 "{}",
@@ -312,14 +354,14 @@ pub async fn serve(out: &Output, data: &Path, listen: std::net::SocketAddr) -> R
                        "tls_fingerprint": fe_fingerprint, "fleet_fingerprint": fleet, "codes_file": codes})
             );
         } else {
-            println!("Coffer server on https://localhost:{}", addr.port());
+            println!("Coffer front-end on https://localhost:{}", addr.port());
             println!("  TLS certificate fingerprint (clients pin it): {fe_fingerprint}");
-            println!("  vault fleet key fingerprint: {fleet}");
-            println!("  verification codes are written to {}", codes.display());
+            if let Some(f) = &fleet {
+                println!("  vault fleet key fingerprint: {f}");
+            }
+            println!("  development verification codes go to {}", codes.display());
         }
-    });
-    tokio::select! {
-        r = frontend => r.context("the front-end stopped"),
-        r = vault_task => Err(anyhow::anyhow!("the vault node stopped: {r:?}")),
-    }
+    })
+    .await
+    .context("the front-end stopped")
 }

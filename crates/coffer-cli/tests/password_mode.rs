@@ -204,3 +204,112 @@ fn ten_wrong_passwords_lock_the_key_for_good() {
             .json_error("locked", LOCKED);
     }
 }
+
+/// Reads the first stdout line of a server process as JSON.
+fn first_line(child: &mut Child) -> Value {
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
+}
+
+#[test]
+fn a_separate_front_end_and_vault_node_work_together() {
+    let tmp = tempfile::tempdir().unwrap();
+    let node = tmp.path().join("node");
+    let init = Command::new(bin())
+        .args(["--json", "vault", "init", "--data"])
+        .arg(&node)
+        .output()
+        .unwrap();
+    let info: Value = serde_json::from_slice(&init.stdout).unwrap();
+    let vault = Command::new(bin())
+        .args([
+            "--json",
+            "vault",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+        ])
+        .arg(&node)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut vault = KillOnDrop(vault);
+    let v = first_line(&mut vault.0);
+    let vault_port: std::net::SocketAddr = v["listening"].as_str().unwrap().parse().unwrap();
+
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "--json",
+        "frontend",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--data",
+    ])
+    .arg(tmp.path().join("fe"))
+    .args([
+        "--vault",
+        &format!("https://127.0.0.1:{}", vault_port.port()),
+    ])
+    .args([
+        "--vault-fingerprint",
+        info["tls_fingerprint"].as_str().unwrap(),
+    ])
+    .arg("--vault-token-file")
+    .arg(node.join("frontend.token"))
+    .stdout(Stdio::piped())
+    .stderr(Stdio::null());
+    // Accounts on PostgreSQL when the test script started one, as several front-ends would.
+    match std::env::var("COFFER_TEST_POSTGRES_URL") {
+        Ok(url) => {
+            cmd.args(["--accounts", &url]);
+        }
+        Err(_) => eprintln!("note: COFFER_TEST_POSTGRES_URL is not set; accounts on SQLite"),
+    }
+    let mut fe = KillOnDrop(cmd.spawn().unwrap());
+    let f = first_line(&mut fe.0);
+    let server = Server {
+        url: f["url"].as_str().unwrap().to_string(),
+        tls: f["tls_fingerprint"].as_str().unwrap().to_string(),
+        codes: PathBuf::from(f["codes_file"].as_str().unwrap()),
+        child: Command::new("true").spawn().unwrap(),
+    };
+    let a = tmp.path().join("a");
+    let id = format!("sep-{}", std::process::id());
+    sign_in(&server, &a, &id);
+    coffer(&a)
+        .args([
+            "enable",
+            "--password",
+            "--password-stdin",
+            "--ksf-memory-kib",
+            "8",
+            "--storage",
+        ])
+        .arg(tmp.path().join("storage"))
+        .stdin("a password\n")
+        .run()
+        .ok();
+    let s = coffer(&a).json().arg("status").run().ok().json();
+    assert_eq!(s["vault"]["guesses_left"], 10, "{s}");
+    // The client pinned the fleet key the node printed at init.
+    let cfg = std::fs::read_to_string(a.join("config.toml")).unwrap();
+    assert!(
+        cfg.contains(info["fleet_fingerprint"].as_str().unwrap()),
+        "{cfg}"
+    );
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
