@@ -38,7 +38,7 @@ pub async fn run(out: &Output, keep: Option<PathBuf>) -> Result<()> {
     let phone_b = root.join("phone-b");
     let cloud = root.join("cloud-drive");
     let chats = phone_a.join("chat-history");
-    let step = |n: u32, text: &str| out.say(format!("\n[{n}/7] {text}"));
+    let step = |n: u32, text: &str| out.say(format!("\n[{n}/11] {text}"));
 
     out.say(format!("Coffer demo in {}", root.display()));
     step(
@@ -165,6 +165,8 @@ pub async fn run(out: &Output, keep: Option<PathBuf>) -> Result<()> {
     }
     fs::write(&stored_file, &stored)?;
 
+    crate::demo_password::run(out, &root, &chats).await?;
+
     out.json(json!({
         "ok": true,
         "root": root,
@@ -172,7 +174,7 @@ pub async fn run(out: &Output, keep: Option<PathBuf>) -> Result<()> {
         "restored": restored,
         "identical": true,
     }));
-    out.say("\nDone: backed up, lost, restored on a new phone, identical.");
+    out.say("\nDone: backed up, lost, restored on a new phone, identical, with a 64-digit key and with a password.");
     Ok(())
 }
 

@@ -2,6 +2,7 @@
 
 mod commands;
 mod demo;
+mod demo_password;
 mod dev_identity;
 mod exit;
 mod output;

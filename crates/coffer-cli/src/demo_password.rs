@@ -1,0 +1,178 @@
+//! The password-mode half of `coffer demo`: a vault node and a front-end on loopback, an
+//! account verified by code, K deposited behind a password, a wrong guess counted, and a
+//! restore on a new phone with the account and the password only.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use coffer_client::frontend_http::Frontend;
+use coffer_client::password::{self, FleetPin};
+use coffer_client::{BackupOptions, ClientError, Silent, Storage, StorageUrl};
+use coffer_format::BackupKey;
+use coffer_vault_core::KsfParams;
+
+use crate::output::Output;
+use crate::treecmp;
+
+/// Argon2id for the demo: the real default in release builds; lighter in debug builds,
+/// where Argon2id runs many times slower.
+fn demo_ksf() -> KsfParams {
+    if cfg!(debug_assertions) {
+        KsfParams {
+            m_cost_kib: 1024,
+            t_cost: 1,
+            p_cost: 1,
+        }
+    } else {
+        KsfParams::DEFAULT
+    }
+}
+
+struct Servers {
+    frontend: Frontend,
+    fleet: String,
+    codes: std::path::PathBuf,
+}
+
+async fn start_servers(dir: &Path) -> Result<Servers> {
+    let names = vec!["localhost".to_string()];
+    let node_dir = dir.join("vault");
+    let info = coffer_vault_node::init(&node_dir, coffer_vault_core::DEFAULT_MAX_GUESSES, &names)?;
+    let token = std::fs::read_to_string(&info.frontend_token)?;
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        let loopback = "127.0.0.1:0".parse().expect("valid address");
+        coffer_vault_node::server::serve(&node_dir, loopback, move |a| {
+            let _ = tx.send(a);
+        })
+        .await
+    });
+    let vault_addr = rx.await.context("the demo vault node did not start")?;
+    let identity = coffer_tls::development_identity(&names)?;
+    let tls = coffer_tls::fingerprint(&identity.cert_der);
+    let codes = dir.join("codes.txt");
+    let config = coffer_frontend::server::Config {
+        listen: "127.0.0.1:0".parse().expect("valid address"),
+        identity,
+        accounts: coffer_frontend::accounts::Accounts::connect(&format!(
+            "sqlite://{}?mode=rwc",
+            dir.join("accounts.sqlite").display()
+        ))
+        .await?,
+        verifier: coffer_frontend::verifier::Verifier::DevFile(codes.clone()),
+        vault: coffer_frontend::server::VaultLink {
+            url: format!("https://localhost:{}", vault_addr.port()),
+            tls_fingerprint: info.tls_fingerprint,
+            token: token.trim().to_string(),
+        },
+    };
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    tokio::spawn(async move {
+        coffer_frontend::server::serve(config, move |a| {
+            let _ = tx.send(a);
+        })
+        .await
+    });
+    let fe_addr = rx.await.context("the demo front-end did not start")?;
+    Ok(Servers {
+        frontend: Frontend::new(&format!("https://localhost:{}", fe_addr.port()), &tls)?,
+        fleet: info.fleet_fingerprint,
+        codes,
+    })
+}
+
+impl Servers {
+    async fn sign_in(&self, id: &str) -> Result<String> {
+        self.frontend.register_account(id).await?;
+        let codes = std::fs::read_to_string(&self.codes)?;
+        let code = codes
+            .lines()
+            .rev()
+            .find_map(|l| l.strip_prefix(&format!("{id} ")))
+            .context("no verification code was delivered")?
+            .to_string();
+        Ok(self.frontend.verify_account(id, &code).await?)
+    }
+}
+
+/// Runs the password-mode steps in `root`, restoring `chats` and comparing.
+pub async fn run(out: &Output, root: &Path, chats: &Path) -> Result<()> {
+    let step = |n: u32, text: &str| out.say(format!("\n[{n}/11] {text}"));
+    step(
+        8,
+        "Password mode: a front-end and a Backup Key Vault node start on this machine.",
+    );
+    let servers = start_servers(&root.join("servers")).await?;
+    out.say(format!(
+        "      Vault fleet key (clients pin it): {}",
+        servers.fleet
+    ));
+
+    step(
+        9,
+        "Phone C verifies its account by code and protects a new key with a password.",
+    );
+    let account = "+1 555 0199";
+    let phone_c = servers.sign_in(account).await?;
+    let key = BackupKey::generate()?;
+    let pin = FleetPin::Pinned(servers.fleet.clone());
+    let ksf = demo_ksf();
+    let reg = password::register(
+        &servers.frontend.vault(&phone_c),
+        &pin,
+        b"correct horse battery staple",
+        &key,
+        ksf,
+        None,
+    )
+    .await?;
+    out.say(format!(
+        "      The vault holds the key sealed under the password (OPAQUE, Argon2id {} MiB); {} wrong guesses erase it.",
+        ksf.m_cost_kib / 1024,
+        reg.max_guesses
+    ));
+    let storage = Storage::open(&StorageUrl::Fs {
+        root: root.join("cloud-drive-2"),
+    })?;
+    let backup = coffer_client::backup(
+        &storage,
+        &key,
+        &[chats.to_path_buf()],
+        BackupOptions::default(),
+        Arc::new(Silent),
+    )
+    .await?;
+    out.say(format!("      Backed up as {}.", backup.id));
+
+    step(
+        10,
+        "Phone D (new) verifies the same account. A mistyped password costs one guess.",
+    );
+    let phone_d = servers.sign_in(account).await?;
+    let vault = servers.frontend.vault(&phone_d);
+    match password::recover(&vault, &pin, b"correct horse battery stable").await {
+        Err(e @ ClientError::WrongPassword { .. }) => out.say(format!("      {e}")),
+        Err(e) => bail!("a wrong password gave an unexpected error: {e}"),
+        Ok(_) => bail!("a wrong password recovered the key"),
+    }
+
+    step(
+        11,
+        "Phone D recovers the key with the right password and restores.",
+    );
+    let recovered = password::recover(&vault, &pin, b"correct horse battery staple").await?;
+    if recovered.key != key {
+        bail!("the vault returned another key");
+    }
+    let target = root.join("phone-d").join("restored");
+    coffer_client::restore(&storage, &recovered.key, None, &target, Arc::new(Silent)).await?;
+    match treecmp::compare(chats, &target.join("chat-history"))? {
+        Ok(s) => out.say(format!(
+            "      Identical: {} files from the account and the password alone; the guess budget is full again.",
+            s.files
+        )),
+        Err(diff) => bail!("the restored tree is not identical: {diff}"),
+    }
+    Ok(())
+}
