@@ -61,6 +61,7 @@ async fn start_servers(dir: &Path) -> Result<Servers> {
         ))
         .await?,
         verifier: coffer_frontend::verifier::Verifier::DevFile(codes.clone()),
+        rate_limits: true,
         vault: coffer_frontend::server::VaultLink {
             url: format!("https://localhost:{}", vault_addr.port()),
             tls_fingerprint: info.tls_fingerprint,

@@ -344,6 +344,7 @@ async fn frontend_run(
             .context("cannot open the account database")?,
         verifier,
         vault,
+        rate_limits: true,
     };
     let json_out = out.json;
     coffer_frontend::server::serve(config, move |addr| {

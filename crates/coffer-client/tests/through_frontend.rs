@@ -54,6 +54,7 @@ async fn start_stack() -> Stack {
         identity,
         accounts: Accounts::connect(&accounts_url).await.unwrap(),
         verifier: Verifier::DevFile(dir.path().join("codes.txt")),
+        rate_limits: true,
         vault: VaultLink {
             url: format!("https://localhost:{}", vault_addr.port()),
             tls_fingerprint: info.tls_fingerprint.clone(),

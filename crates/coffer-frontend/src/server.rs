@@ -45,6 +45,8 @@ pub struct Config {
     pub accounts: Accounts,
     pub verifier: Verifier,
     pub vault: VaultLink,
+    /// Per-account and per-address rate limits; off only for capacity benchmarks.
+    pub rate_limits: bool,
 }
 
 struct Shared {
@@ -244,7 +246,7 @@ pub async fn serve(config: Config, ready: impl FnOnce(SocketAddr) + Send) -> std
             ..config.vault
         },
         vault_http,
-        limits: RateLimits::default(),
+        limits: RateLimits::new(config.rate_limits),
     });
     let handle = axum_server::Handle::new();
     let server = axum_server::bind_rustls(
