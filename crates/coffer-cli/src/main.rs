@@ -124,6 +124,10 @@ struct AccountRegisterArgs {
     /// The account id, such as a phone number.
     #[arg(long, value_name = "ID")]
     id: String,
+    /// Pin the vault fleet key now (as printed by `coffer vault init` or `coffer serve`)
+    /// instead of trusting it on first use.
+    #[arg(long, value_name = "HEX")]
+    fleet_fingerprint: Option<String>,
 }
 
 #[derive(Args)]
@@ -369,8 +373,15 @@ async fn dispatch(
             commands::vault_serve(out, &a.data, a.listen).await
         }
         Command::Account(AccountCommand::Register(a)) => {
-            password_cmds::account_register(out, profile, &a.server, &a.server_fingerprint, &a.id)
-                .await
+            password_cmds::account_register(
+                out,
+                profile,
+                &a.server,
+                &a.server_fingerprint,
+                &a.id,
+                a.fleet_fingerprint,
+            )
+            .await
         }
         Command::Account(AccountCommand::Verify { code }) => {
             password_cmds::account_verify(out, profile, &code).await

@@ -76,15 +76,18 @@ pub async fn account_register(
     url: &str,
     tls_fingerprint: &str,
     id: &str,
+    fleet_pin: Option<String>,
 ) -> Result<()> {
     let mut config = profile.load_config()?;
     let fe = Frontend::new(url, tls_fingerprint)?;
     fe.register_account(id).await?;
-    let fleet_fingerprint = config
-        .server
-        .as_ref()
-        .filter(|s| s.url == url)
-        .and_then(|s| s.fleet_fingerprint.clone());
+    let fleet_fingerprint = fleet_pin.map(|f| f.to_ascii_lowercase()).or_else(|| {
+        config
+            .server
+            .as_ref()
+            .filter(|s| s.url == url)
+            .and_then(|s| s.fleet_fingerprint.clone())
+    });
     config.server = Some(Server {
         url: url.to_string(),
         tls_fingerprint: tls_fingerprint.to_ascii_lowercase(),

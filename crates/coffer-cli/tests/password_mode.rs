@@ -313,3 +313,46 @@ impl Drop for KillOnDrop {
         let _ = self.0.wait();
     }
 }
+
+#[test]
+fn a_vault_key_other_than_the_pinned_one_is_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let server = start_server(&tmp.path().join("server"));
+    let a = tmp.path().join("a");
+    coffer(&a)
+        .args([
+            "account",
+            "register",
+            "--server",
+            &server.url,
+            "--server-fingerprint",
+            &server.tls,
+        ])
+        .args(["--id", "pinned", "--fleet-fingerprint", &"ab".repeat(32)])
+        .run()
+        .ok();
+    let codes = std::fs::read_to_string(&server.codes).unwrap();
+    let code = codes
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("pinned "))
+        .unwrap()
+        .to_string();
+    coffer(&a).args(["account", "verify", &code]).run().ok();
+    coffer(&a)
+        .args([
+            "enable",
+            "--password",
+            "--password-stdin",
+            "--ksf-memory-kib",
+            "8",
+        ])
+        .stdin("a password\n")
+        .run()
+        .code(INTEGRITY)
+        .stderr_has("not the pinned fleet key");
+    assert!(
+        !a.join("key").exists(),
+        "no key is kept after a refused enable"
+    );
+}

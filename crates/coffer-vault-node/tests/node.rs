@@ -152,3 +152,25 @@ fn two_hundred_concurrent_attempts_get_exactly_the_budget_of_oprf_answers() {
         }
     );
 }
+
+#[test]
+fn a_locked_record_stays_locked_after_a_restart() {
+    let d = tempfile::tempdir().unwrap();
+    init(d.path(), 10, &["localhost".into()]).unwrap();
+    let mut node = VaultNode::open(d.path()).unwrap();
+    register(&mut node, b"carol", b"pw");
+    for _ in 0..11 {
+        start_login(&mut node, b"carol");
+    }
+    drop(node);
+    let mut node = VaultNode::open(d.path()).unwrap();
+    assert_eq!(
+        node.process(b"carol", Request::Status).unwrap(),
+        Response::Status {
+            locked: true,
+            guesses_left: 0,
+            max_guesses: 10
+        }
+    );
+    assert_eq!(start_login(&mut node, b"carol"), Response::Locked);
+}
