@@ -32,67 +32,26 @@ fn demo_ksf() -> KsfParams {
 struct Servers {
     frontend: Frontend,
     fleet: String,
-    codes: std::path::PathBuf,
+    stack: coffer_frontend::local::LocalStack,
 }
 
 async fn start_servers(dir: &Path) -> Result<Servers> {
-    let names = vec!["localhost".to_string()];
-    let node_dir = dir.join("vault");
-    let info = coffer_vault_node::init(&node_dir, coffer_vault_core::DEFAULT_MAX_GUESSES, &names)?;
-    let token = std::fs::read_to_string(&info.frontend_token)?;
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        let loopback = "127.0.0.1:0".parse().expect("valid address");
-        coffer_vault_node::server::serve(&node_dir, loopback, move |a| {
-            let _ = tx.send(a);
-        })
-        .await
-    });
-    let vault_addr = rx.await.context("the demo vault node did not start")?;
-    let identity = coffer_tls::development_identity(&names)?;
-    let tls = coffer_tls::fingerprint(&identity.cert_der);
-    let codes = dir.join("codes.txt");
-    let config = coffer_frontend::server::Config {
-        listen: "127.0.0.1:0".parse().expect("valid address"),
-        identity,
-        accounts: coffer_frontend::accounts::Accounts::connect(&format!(
-            "sqlite://{}?mode=rwc",
-            dir.join("accounts.sqlite").display()
-        ))
-        .await?,
-        verifier: coffer_frontend::verifier::Verifier::DevFile(codes.clone()),
-        rate_limits: true,
-        vault: coffer_frontend::server::VaultLink {
-            url: format!("https://localhost:{}", vault_addr.port()),
-            tls_fingerprint: info.tls_fingerprint,
-            token: token.trim().to_string(),
-        },
-    };
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        coffer_frontend::server::serve(config, move |a| {
-            let _ = tx.send(a);
-        })
-        .await
-    });
-    let fe_addr = rx.await.context("the demo front-end did not start")?;
+    let stack =
+        coffer_frontend::local::start(dir, "127.0.0.1:0".parse().expect("valid"), true).await?;
     Ok(Servers {
-        frontend: Frontend::new(&format!("https://localhost:{}", fe_addr.port()), &tls)?,
-        fleet: info.fleet_fingerprint,
-        codes,
+        frontend: Frontend::new(&stack.url, &stack.tls_fingerprint)?,
+        fleet: stack.fleet_fingerprint.clone(),
+        stack,
     })
 }
 
 impl Servers {
     async fn sign_in(&self, id: &str) -> Result<String> {
         self.frontend.register_account(id).await?;
-        let codes = std::fs::read_to_string(&self.codes)?;
-        let code = codes
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix(&format!("{id} ")))
-            .context("no verification code was delivered")?
-            .to_string();
+        let code = self
+            .stack
+            .code_for(id)
+            .context("no verification code was delivered")?;
         Ok(self.frontend.verify_account(id, &code).await?)
     }
 }

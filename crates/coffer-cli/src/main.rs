@@ -3,7 +3,6 @@
 mod commands;
 mod demo;
 mod demo_password;
-mod dev_identity;
 mod exit;
 mod output;
 mod password_cmds;

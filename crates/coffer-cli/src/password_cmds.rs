@@ -258,50 +258,27 @@ pub async fn vault_status(profile: &Profile) -> Result<Response> {
 
 /// `coffer serve`: a vault node and a front-end in one process, with embedded stores.
 pub async fn serve(out: &Output, data: &Path, listen: std::net::SocketAddr) -> Result<()> {
-    let node_dir = data.join("vault");
-    let fe_dir = data.join("frontend");
-    std::fs::create_dir_all(&fe_dir)
-        .with_context(|| format!("cannot create {}", fe_dir.display()))?;
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    if !node_dir.join("fleet.sealed").exists() {
-        coffer_vault_node::init(&node_dir, coffer_vault_core::DEFAULT_MAX_GUESSES, &names)?;
-    }
-    let node_tls =
-        std::fs::read(node_dir.join("tls.cert.der")).context("reading the vault certificate")?;
-    let token = std::fs::read_to_string(node_dir.join("frontend.token"))
-        .context("reading the front-end token")?;
-    let fleet_fingerprint = coffer_vault_node::VaultNode::open(&node_dir)?
-        .fleet()
-        .fingerprint();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    let nd = node_dir.clone();
-    let vault_task = tokio::spawn(async move {
-        let loopback = "127.0.0.1:0".parse().expect("valid address");
-        coffer_vault_node::server::serve(&nd, loopback, move |a| {
-            let _ = tx.send(a);
-        })
-        .await
-    });
-    let vault_addr = rx.await.context("the vault node did not start")?;
-    let link = coffer_frontend::server::VaultLink {
-        url: format!("https://127.0.0.1:{}", vault_addr.port()),
-        tls_fingerprint: coffer_tls::fingerprint(&node_tls),
-        token: token.trim().to_string(),
-    };
-    let verifier = coffer_frontend::verifier::Verifier::DevFile(data.join("codes.txt"));
-    let frontend = frontend_run(
-        out,
-        &fe_dir,
-        listen,
-        None,
-        verifier,
-        link,
-        Some(fleet_fingerprint),
-        data.join("codes.txt"),
+    let stack = coffer_frontend::local::start(data, listen, true).await?;
+    let (fp, fleet, codes) = (
+        &stack.tls_fingerprint,
+        &stack.fleet_fingerprint,
+        &stack.codes,
     );
+    if out.json {
+        println!(
+            "{}",
+            json!({"listening": stack.addr.to_string(), "url": stack.url, "tls_fingerprint": fp,
+                   "fleet_fingerprint": fleet, "codes_file": codes})
+        );
+    } else {
+        println!("Coffer server on {}", stack.url);
+        println!("  TLS certificate fingerprint (clients pin it): {fp}");
+        println!("  vault fleet key fingerprint: {fleet}");
+        println!("  verification codes are written to {}", codes.display());
+    }
     tokio::select! {
-        r = frontend => r,
-        r = vault_task => Err(anyhow::anyhow!("the vault node stopped: {r:?}")),
+        r = stack.frontend => Err(anyhow::anyhow!("the front-end stopped: {r:?}")),
+        r = stack.vault.task => Err(anyhow::anyhow!("the vault node stopped: {r:?}")),
     }
 }
 
@@ -314,29 +291,12 @@ pub async fn frontend_serve(
     verifier: coffer_frontend::verifier::Verifier,
     vault: coffer_frontend::server::VaultLink,
 ) -> Result<()> {
-    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
-    let codes = data.join("codes.txt");
-    frontend_run(out, data, listen, accounts, verifier, vault, None, codes).await
-}
-
-#[allow(clippy::too_many_arguments)]
-async fn frontend_run(
-    out: &Output,
-    dir: &Path,
-    listen: std::net::SocketAddr,
-    accounts: Option<String>,
-    verifier: coffer_frontend::verifier::Verifier,
-    vault: coffer_frontend::server::VaultLink,
-    fleet: Option<String>,
-    codes: std::path::PathBuf,
-) -> Result<()> {
-    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    let identity = crate::dev_identity::load_or_create(dir, &names)?;
+    let identity = coffer_frontend::local::load_or_create_identity(data)?;
     let fe_fingerprint = coffer_tls::fingerprint(&identity.cert_der);
     let accounts_url = accounts.unwrap_or_else(|| {
         format!(
             "sqlite://{}?mode=rwc",
-            dir.join("accounts.sqlite").display()
+            data.join("accounts.sqlite").display()
         )
     });
     let config = coffer_frontend::server::Config {
@@ -350,19 +310,17 @@ async fn frontend_run(
         rate_limits: true,
     };
     let json_out = out.json;
+    let codes = data.join("codes.txt");
     coffer_frontend::server::serve(config, move |addr| {
         if json_out {
             println!(
                 "{}",
                 json!({"listening": addr.to_string(), "url": format!("https://localhost:{}", addr.port()),
-                       "tls_fingerprint": fe_fingerprint, "fleet_fingerprint": fleet, "codes_file": codes})
+                       "tls_fingerprint": fe_fingerprint, "codes_file": codes})
             );
         } else {
             println!("Coffer front-end on https://localhost:{}", addr.port());
             println!("  TLS certificate fingerprint (clients pin it): {fe_fingerprint}");
-            if let Some(f) = &fleet {
-                println!("  vault fleet key fingerprint: {f}");
-            }
             println!("  development verification codes go to {}", codes.display());
         }
     })

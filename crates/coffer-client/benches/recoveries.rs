@@ -116,50 +116,12 @@ fn bare(ksf: KsfParams, seconds: u64, threads: u64) -> (f64, Duration, Duration)
 /// The stack: a vault node and a front-end on loopback, clients over HTTPS.
 async fn stack(ksf: KsfParams, seconds: u64, clients: u64) -> (f64, Duration, Duration) {
     let dir = tempfile::tempdir().unwrap();
-    let names = vec!["localhost".to_string()];
-    let node_dir = dir.path().join("vault");
-    let info = coffer_vault_node::init(&node_dir, 10, &names).unwrap();
-    let token = std::fs::read_to_string(&info.frontend_token).unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        coffer_vault_node::server::serve(&node_dir, "127.0.0.1:0".parse().unwrap(), move |a| {
-            let _ = tx.send(a);
-        })
+    // Rate limits off: this measures capacity, not policy.
+    let local = coffer_frontend::local::start(dir.path(), "127.0.0.1:0".parse().unwrap(), false)
         .await
         .unwrap();
-    });
-    let vault_addr = rx.await.unwrap();
-    let identity = coffer_tls::development_identity(&names).unwrap();
-    let tls = coffer_tls::fingerprint(&identity.cert_der);
-    let codes = dir.path().join("codes.txt");
-    let config = coffer_frontend::server::Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        identity,
-        accounts: coffer_frontend::accounts::Accounts::connect(&format!(
-            "sqlite://{}?mode=rwc",
-            dir.path().join("accounts.db").display()
-        ))
-        .await
-        .unwrap(),
-        verifier: coffer_frontend::verifier::Verifier::DevFile(codes.clone()),
-        rate_limits: false,
-        vault: coffer_frontend::server::VaultLink {
-            url: format!("https://localhost:{}", vault_addr.port()),
-            tls_fingerprint: info.tls_fingerprint,
-            token: token.trim().to_string(),
-        },
-    };
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        coffer_frontend::server::serve(config, move |a| {
-            let _ = tx.send(a);
-        })
-        .await
-        .unwrap();
-    });
-    let fe_addr = rx.await.unwrap();
-    let base = format!("https://localhost:{}", fe_addr.port());
-    let pin = FleetPin::Pinned(info.fleet_fingerprint);
+    let (base, tls) = (local.url.clone(), local.tls_fingerprint.clone());
+    let pin = FleetPin::Pinned(local.fleet_fingerprint.clone());
 
     // One account per client, each registered once.
     let mut accounts = Vec::new();
@@ -167,12 +129,7 @@ async fn stack(ksf: KsfParams, seconds: u64, clients: u64) -> (f64, Duration, Du
         let fe = Frontend::new(&base, &tls).unwrap();
         let id = format!("bench-{i}");
         fe.register_account(&id).await.unwrap();
-        let code = std::fs::read_to_string(&codes)
-            .unwrap()
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix(&format!("{id} ")).map(str::to_string))
-            .unwrap();
+        let code = local.code_for(&id).unwrap();
         let credential = fe.verify_account(&id, &code).await.unwrap();
         password::register(
             &fe.vault(&credential),

@@ -5,9 +5,6 @@ use coffer_client::frontend_http::Frontend;
 use coffer_client::password::{self, FleetPin};
 use coffer_client::ClientError;
 use coffer_format::BackupKey;
-use coffer_frontend::accounts::Accounts;
-use coffer_frontend::server::{Config, VaultLink};
-use coffer_frontend::verifier::Verifier;
 use coffer_vault_core::{Authorization, KsfParams};
 
 const KSF: KsfParams = KsfParams {
@@ -17,66 +14,26 @@ const KSF: KsfParams = KsfParams {
 };
 
 struct Stack {
-    dir: tempfile::TempDir,
     frontend: Frontend,
     pin: FleetPin,
     base: String,
     tls: String,
+    local: coffer_frontend::local::LocalStack,
+    _dir: tempfile::TempDir,
 }
 
 async fn start_stack() -> Stack {
     let dir = tempfile::tempdir().unwrap();
-    let names = vec!["localhost".to_string()];
-    let node_dir = dir.path().join("vault");
-    let info = coffer_vault_node::init(&node_dir, 10, &names).unwrap();
-    let token = std::fs::read_to_string(&info.frontend_token)
-        .unwrap()
-        .trim()
-        .to_string();
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        coffer_vault_node::server::serve(&node_dir, "127.0.0.1:0".parse().unwrap(), move |a| {
-            let _ = tx.send(a);
-        })
+    let local = coffer_frontend::local::start(dir.path(), "127.0.0.1:0".parse().unwrap(), true)
         .await
         .unwrap();
-    });
-    let vault_addr = rx.await.unwrap();
-
-    let identity = coffer_tls::development_identity(&names).unwrap();
-    let fe_fingerprint = coffer_tls::fingerprint(&identity.cert_der);
-    let accounts_url = format!(
-        "sqlite://{}?mode=rwc",
-        dir.path().join("accounts.db").display()
-    );
-    let config = Config {
-        listen: "127.0.0.1:0".parse().unwrap(),
-        identity,
-        accounts: Accounts::connect(&accounts_url).await.unwrap(),
-        verifier: Verifier::DevFile(dir.path().join("codes.txt")),
-        rate_limits: true,
-        vault: VaultLink {
-            url: format!("https://localhost:{}", vault_addr.port()),
-            tls_fingerprint: info.tls_fingerprint.clone(),
-            token,
-        },
-    };
-    let (tx, rx) = tokio::sync::oneshot::channel();
-    tokio::spawn(async move {
-        coffer_frontend::server::serve(config, move |a| {
-            let _ = tx.send(a);
-        })
-        .await
-        .unwrap();
-    });
-    let fe_addr = rx.await.unwrap();
-    let base = format!("https://localhost:{}", fe_addr.port());
     Stack {
-        frontend: Frontend::new(&base, &fe_fingerprint).unwrap(),
-        pin: FleetPin::Pinned(info.fleet_fingerprint),
-        dir,
-        base,
-        tls: fe_fingerprint,
+        frontend: Frontend::new(&local.url, &local.tls_fingerprint).unwrap(),
+        pin: FleetPin::Pinned(local.fleet_fingerprint.clone()),
+        base: local.url.clone(),
+        tls: local.tls_fingerprint.clone(),
+        local,
+        _dir: dir,
     }
 }
 
@@ -84,13 +41,7 @@ impl Stack {
     /// Registers and verifies `id`, reading the code the development verifier wrote.
     async fn credential(&self, id: &str) -> String {
         self.frontend.register_account(id).await.unwrap();
-        let codes = std::fs::read_to_string(self.dir.path().join("codes.txt")).unwrap();
-        let code = codes
-            .lines()
-            .rev()
-            .find_map(|l| l.strip_prefix(&format!("{id} ")))
-            .unwrap()
-            .to_string();
+        let code = self.local.code_for(id).unwrap();
         self.frontend.verify_account(id, &code).await.unwrap()
     }
 }

@@ -3,5 +3,6 @@
 
 pub mod accounts;
 mod limits;
+pub mod local;
 pub mod server;
 pub mod verifier;

@@ -263,3 +263,20 @@ pub async fn serve(config: Config, ready: impl FnOnce(SocketAddr) + Send) -> std
     let (served, ()) = tokio::join!(server, announce);
     served
 }
+
+/// Starts serving in a background task; returns the bound address once it listens.
+pub async fn spawn(
+    config: Config,
+) -> std::io::Result<(SocketAddr, tokio::task::JoinHandle<std::io::Result<()>>)> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(serve(config, move |a| {
+        let _ = tx.send(a);
+    }));
+    match rx.await {
+        Ok(addr) => Ok((addr, task)),
+        Err(_) => Err(match task.await {
+            Ok(Err(e)) => e,
+            _ => std::io::Error::other("the front-end stopped before it listened"),
+        }),
+    }
+}

@@ -88,6 +88,39 @@ pub fn init(dir: &Path, max_guesses: u16, tls_names: &[String]) -> Result<NodeIn
     })
 }
 
+/// The facts of an existing node's directory (what `init` printed).
+pub fn info(dir: &Path) -> Result<NodeInfo, NodeError> {
+    let paths = NodePaths::new(dir);
+    let cert = fs::read(&paths.tls_cert).map_err(|e| NodeError::io(&paths.tls_cert, e))?;
+    Ok(NodeInfo {
+        fleet_fingerprint: VaultNode::open(dir)?.fleet().fingerprint(),
+        tls_fingerprint: coffer_tls::fingerprint(&cert),
+        frontend_token: paths.frontend_token,
+    })
+}
+
+/// `init` unless `dir` already holds a node; then its facts.
+pub fn init_or_open(
+    dir: &Path,
+    max_guesses: u16,
+    tls_names: &[String],
+) -> Result<NodeInfo, NodeError> {
+    if NodePaths::new(dir).fleet.exists() {
+        info(dir)
+    } else {
+        init(dir, max_guesses, tls_names)
+    }
+}
+
+impl NodeInfo {
+    /// How a front-end reaches this node serving at `addr`.
+    pub fn token(&self) -> Result<String, NodeError> {
+        fs::read_to_string(&self.frontend_token)
+            .map(|t| t.trim().to_string())
+            .map_err(|e| NodeError::io(&self.frontend_token, e))
+    }
+}
+
 /// A running node.
 pub struct VaultNode {
     fleet: Fleet,

@@ -171,3 +171,29 @@ pub async fn serve(
     let (served, ()) = tokio::join!(server, announce);
     served.map_err(|e| NodeError::io(Path::new("listener"), e))
 }
+
+/// A node serving in the background.
+pub struct Running {
+    pub addr: SocketAddr,
+    pub task: tokio::task::JoinHandle<Result<(), NodeError>>,
+}
+
+/// Starts serving the node in `dir` on `listen` in a background task; returns once it
+/// accepts connections.
+pub async fn spawn(dir: &Path, listen: SocketAddr) -> Result<Running, NodeError> {
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let dir = dir.to_path_buf();
+    let task = tokio::spawn(async move {
+        serve(&dir, listen, move |a| {
+            let _ = tx.send(a);
+        })
+        .await
+    });
+    match rx.await {
+        Ok(addr) => Ok(Running { addr, task }),
+        Err(_) => Err(match task.await {
+            Ok(Err(e)) => e,
+            _ => NodeError::Config("the vault node stopped before it listened".into()),
+        }),
+    }
+}
