@@ -19,7 +19,7 @@ use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
 pub use messages::{Authorization, Request, Response};
-pub use record::Record;
+pub use record::{Live, Record};
 pub use suite::{KsfParams, Suite};
 pub use vault::{
     handle, open_from_transport, session_authorization, Outcome, RecordUpdate, MAX_K_BLOB,

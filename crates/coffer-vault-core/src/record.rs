@@ -23,42 +23,45 @@ const AAD_LABEL: &[u8] = b"coffer/v1/vault/record\0";
 /// What the vault keeps per account.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Record {
-    Live {
-        /// The OPAQUE `ServerRegistration` (the password file).
-        #[serde(with = "crate::hex")]
-        registration: Vec<u8>,
-        /// K, sealed by the client under a key derived from the OPAQUE export key.
-        #[serde(with = "crate::hex")]
-        k_blob: Vec<u8>,
-        /// SHA-256 of the K proof.
-        #[serde(with = "crate::hex")]
-        k_verifier: Vec<u8>,
-        ksf: KsfParams,
-        max_guesses: u16,
-        guesses_left: u16,
-        /// The `ServerLogin` state of a recovery whose guess is already spent.
-        #[serde(with = "crate::hex")]
-        pending_login: Vec<u8>,
-        /// SHA-256 of the single-use token from the last successful recovery.
-        #[serde(with = "crate::hex")]
-        session_token: Vec<u8>,
-    },
+    Live(Live),
     /// Erased after too many wrong passwords: only the fact remains.
-    Locked { max_guesses: u16 },
+    Locked {
+        max_guesses: u16,
+    },
+}
+
+/// A record that still holds its secrets.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Live {
+    /// The OPAQUE `ServerRegistration` (the password file).
+    #[serde(with = "crate::hex")]
+    pub registration: Vec<u8>,
+    /// K, sealed by the client under a key derived from the OPAQUE export key.
+    #[serde(with = "crate::hex")]
+    pub k_blob: Vec<u8>,
+    /// SHA-256 of the K proof.
+    #[serde(with = "crate::hex")]
+    pub k_verifier: Vec<u8>,
+    pub ksf: KsfParams,
+    pub max_guesses: u16,
+    pub guesses_left: u16,
+    /// The `ServerLogin` state of a recovery whose guess is already spent.
+    #[serde(with = "crate::hex")]
+    pub pending_login: Vec<u8>,
+    /// SHA-256 of the single-use token from the last successful recovery.
+    #[serde(with = "crate::hex")]
+    pub session_token: Vec<u8>,
 }
 
 impl std::fmt::Debug for Record {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Record::Live {
-                guesses_left,
-                max_guesses,
-                pending_login,
-                ..
-            } => write!(
+            Record::Live(live) => write!(
                 f,
-                "Live {{ guesses_left: {guesses_left}/{max_guesses}, login pending: {} }}",
-                !pending_login.is_empty()
+                "Live {{ guesses_left: {}/{}, login pending: {} }}",
+                live.guesses_left,
+                live.max_guesses,
+                !live.pending_login.is_empty()
             ),
             Record::Locked { .. } => write!(f, "Locked"),
         }

@@ -15,7 +15,7 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use crate::messages::{Authorization, Request, Response};
-use crate::record::Record;
+use crate::record::{Live, Record};
 use crate::{labels, Fleet, Suite, VaultError};
 
 /// Largest client-sealed K blob a vault stores.
@@ -79,14 +79,10 @@ pub fn handle<R: RngCore + CryptoRng>(
                 guesses_left: 0,
                 max_guesses,
             },
-            Some(Record::Live {
-                guesses_left,
-                max_guesses,
-                ..
-            }) => Response::Status {
+            Some(Record::Live(live)) => Response::Status {
                 locked: false,
-                guesses_left,
-                max_guesses,
+                guesses_left: live.guesses_left,
+                max_guesses: live.max_guesses,
             },
         })),
 
@@ -119,13 +115,13 @@ pub fn handle<R: RngCore + CryptoRng>(
             };
             // Replacing a live record (a new password) needs proof; a locked tombstone or
             // no record at all has nothing left to protect.
-            if let Some(live @ Record::Live { .. }) = &record {
+            if let Some(live @ Record::Live(_)) = &record {
                 if !authorize(live, authorization.as_ref()) {
                     return Ok(answer(Response::Unauthorized));
                 }
             }
             let max_guesses = fleet.max_guesses();
-            let new = Record::Live {
+            let new = Record::Live(Live {
                 registration: ServerRegistration::<Suite>::finish(upload)
                     .serialize()
                     .to_vec(),
@@ -136,35 +132,27 @@ pub fn handle<R: RngCore + CryptoRng>(
                 guesses_left: max_guesses,
                 pending_login: Vec::new(),
                 session_token: Vec::new(),
-            };
+            });
             write(&new, Response::Registered { max_guesses }, rng)
         }
 
         Request::RecoverStart { request } => {
-            let Some(Record::Live {
-                registration,
-                k_blob,
-                k_verifier,
-                ksf,
-                max_guesses,
-                guesses_left,
-                session_token,
-                ..
-            }) = record
-            else {
-                return Ok(answer(match record {
-                    None => Response::NotFound,
-                    Some(_) => Response::Locked,
-                }));
+            let mut live = match record {
+                Some(Record::Live(live)) => live,
+                Some(Record::Locked { .. }) => return Ok(answer(Response::Locked)),
+                None => return Ok(answer(Response::NotFound)),
             };
-            if guesses_left == 0 {
+            if live.guesses_left == 0 {
                 // The last guess was spent on a login that never finished: erase now.
-                return write(&Record::Locked { max_guesses }, Response::Locked, rng);
+                let locked = Record::Locked {
+                    max_guesses: live.max_guesses,
+                };
+                return write(&locked, Response::Locked, rng);
             }
             let Ok(request) = CredentialRequest::<Suite>::deserialize(&request) else {
                 return Ok(reject("malformed credential request"));
             };
-            let password_file = ServerRegistration::<Suite>::deserialize(&registration)
+            let password_file = ServerRegistration::<Suite>::deserialize(&live.registration)
                 .map_err(|_| VaultError::BadRecord)?;
             let started = ServerLogin::start(
                 rng,
@@ -177,87 +165,58 @@ pub fn handle<R: RngCore + CryptoRng>(
             .map_err(|e| VaultError::Internal(e.to_string()))?;
             // The guess is spent in the record that must be committed before the OPRF
             // evaluation (inside `started.message`) leaves the vault.
-            let guesses_left = guesses_left - 1;
-            let new = Record::Live {
-                registration,
-                k_blob,
-                k_verifier,
-                ksf,
-                max_guesses,
-                guesses_left,
-                pending_login: started.state.serialize().to_vec(),
-                session_token,
-            };
+            live.guesses_left -= 1;
+            live.pending_login = started.state.serialize().to_vec();
             let response = Response::RecoverStarted {
                 response: started.message.serialize().to_vec(),
-                ksf,
-                guesses_left,
+                ksf: live.ksf,
+                guesses_left: live.guesses_left,
             };
-            write(&new, response, rng)
+            write(&Record::Live(live), response, rng)
         }
 
         Request::RecoverFinish { finalization } => {
-            let Some(Record::Live {
-                registration,
-                k_blob,
-                k_verifier,
-                ksf,
-                max_guesses,
-                guesses_left,
-                pending_login,
-                session_token,
-            }) = record
-            else {
-                return Ok(answer(match record {
-                    None => Response::NotFound,
-                    Some(_) => Response::Locked,
-                }));
+            let mut live = match record {
+                Some(Record::Live(live)) => live,
+                Some(Record::Locked { .. }) => return Ok(answer(Response::Locked)),
+                None => return Ok(answer(Response::NotFound)),
             };
-            if pending_login.is_empty() {
+            if live.pending_login.is_empty() {
                 return Ok(reject("no recovery in progress"));
             }
-            let finished = ServerLogin::<Suite>::deserialize(&pending_login)
-                .map_err(|_| VaultError::BadRecord)
-                .and_then(|login| {
-                    let fin = CredentialFinalization::<Suite>::deserialize(&finalization)
-                        .map_err(|_| VaultError::Internal(String::new()))?;
-                    login
-                        .finish(fin, ServerLoginParameters::default())
-                        .map_err(|_| VaultError::Internal(String::new()))
-                });
+            let login = ServerLogin::<Suite>::deserialize(&std::mem::take(&mut live.pending_login))
+                .map_err(|_| VaultError::BadRecord)?;
+            // Any failure here is a wrong password (or a client that gave up): the guess
+            // stays spent.
+            let finished = CredentialFinalization::<Suite>::deserialize(&finalization)
+                .ok()
+                .and_then(|fin| login.finish(fin, ServerLoginParameters::default()).ok());
             match finished {
-                Ok(done) => {
+                Some(done) => {
                     let session_key = Zeroizing::new(done.session_key.to_vec());
                     let token = derive(&session_key, labels::AUTHORIZATION);
-                    let sealed_k_blob = seal_for_transport(&session_key, &k_blob, rng)?;
-                    let new = Record::Live {
-                        registration,
-                        k_blob,
-                        k_verifier,
-                        ksf,
-                        max_guesses,
-                        guesses_left: max_guesses,
-                        pending_login: Vec::new(),
-                        session_token: Sha256::digest(token.as_slice()).to_vec(),
-                    };
-                    write(&new, Response::Recovered { sealed_k_blob }, rng)
+                    let sealed_k_blob = seal_for_transport(&session_key, &live.k_blob, rng)?;
+                    live.guesses_left = live.max_guesses;
+                    live.session_token = Sha256::digest(token.as_slice()).to_vec();
+                    write(
+                        &Record::Live(live),
+                        Response::Recovered { sealed_k_blob },
+                        rng,
+                    )
                 }
-                Err(VaultError::BadRecord) => Err(VaultError::BadRecord),
-                Err(_) if guesses_left == 0 => {
-                    write(&Record::Locked { max_guesses }, Response::Locked, rng)
-                }
-                Err(_) => {
-                    let new = Record::Live {
-                        registration,
-                        k_blob,
-                        k_verifier,
-                        ksf,
-                        max_guesses,
-                        guesses_left,
-                        pending_login: Vec::new(),
-                        session_token,
+                None if live.guesses_left == 0 => {
+                    let locked = Record::Locked {
+                        max_guesses: live.max_guesses,
                     };
-                    write(&new, Response::WrongPassword { guesses_left }, rng)
+                    write(&locked, Response::Locked, rng)
+                }
+                None => {
+                    let guesses_left = live.guesses_left;
+                    write(
+                        &Record::Live(live),
+                        Response::WrongPassword { guesses_left },
+                        rng,
+                    )
                 }
             }
         }
@@ -280,20 +239,12 @@ pub fn handle<R: RngCore + CryptoRng>(
 /// Checks an authorization against a live record. A session token is single use: every
 /// caller that accepts one replaces or deletes the record, which drops the token with it.
 fn authorize(record: &Record, auth: Option<&Authorization>) -> bool {
-    let (
-        Record::Live {
-            k_verifier,
-            session_token,
-            ..
-        },
-        Some(auth),
-    ) = (record, auth)
-    else {
+    let (Record::Live(live), Some(auth)) = (record, auth) else {
         return false;
     };
     let (proof, expected) = match auth {
-        Authorization::Key(proof) => (proof, k_verifier),
-        Authorization::Session(token) => (token, session_token),
+        Authorization::Key(proof) => (proof, &live.k_verifier),
+        Authorization::Session(token) => (token, &live.session_token),
     };
     expected.len() == 32 && bool::from(Sha256::digest(proof).as_slice().ct_eq(expected))
 }
