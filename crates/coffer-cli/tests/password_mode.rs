@@ -3,9 +3,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use common::*;
 use serde_json::Value;
@@ -27,18 +26,7 @@ impl Drop for Server {
 }
 
 fn start_server(data: &Path) -> Server {
-    let mut child = Command::new(bin())
-        .args(["--json", "serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let (child, v) = spawn_server(&["serve", "--listen", "127.0.0.1:0"], data);
     Server {
         url: v["url"].as_str().unwrap().to_string(),
         tls: v["tls_fingerprint"].as_str().unwrap().to_string(),
@@ -205,15 +193,6 @@ fn ten_wrong_passwords_lock_the_key_for_good() {
     }
 }
 
-/// Reads the first stdout line of a server process as JSON.
-fn first_line(child: &mut Child) -> Value {
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"))
-}
-
 #[test]
 fn a_separate_front_end_and_vault_node_work_together() {
     let tmp = tempfile::tempdir().unwrap();
@@ -224,55 +203,32 @@ fn a_separate_front_end_and_vault_node_work_together() {
         .output()
         .unwrap();
     let info: Value = serde_json::from_slice(&init.stdout).unwrap();
-    let vault = Command::new(bin())
-        .args([
-            "--json",
-            "vault",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(&node)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut vault = KillOnDrop(vault);
-    let v = first_line(&mut vault.0);
+    let (vault, v) = spawn_server(&["vault", "serve", "--listen", "127.0.0.1:0"], &node);
+    let _vault = KillOnDrop(vault);
     let vault_port: std::net::SocketAddr = v["listening"].as_str().unwrap().parse().unwrap();
 
-    let mut cmd = Command::new(bin());
-    cmd.args([
-        "--json",
+    let vault_url = format!("https://127.0.0.1:{}", vault_port.port());
+    let token_file = node.join("frontend.token");
+    let mut args = vec![
         "frontend",
         "serve",
         "--listen",
         "127.0.0.1:0",
-        "--data",
-    ])
-    .arg(tmp.path().join("fe"))
-    .args([
         "--vault",
-        &format!("https://127.0.0.1:{}", vault_port.port()),
-    ])
-    .args([
+        &vault_url,
         "--vault-fingerprint",
         info["tls_fingerprint"].as_str().unwrap(),
-    ])
-    .arg("--vault-token-file")
-    .arg(node.join("frontend.token"))
-    .stdout(Stdio::piped())
-    .stderr(Stdio::null());
+        "--vault-token-file",
+        token_file.to_str().unwrap(),
+    ];
     // Accounts on PostgreSQL when the test script started one, as several front-ends would.
-    match std::env::var("COFFER_TEST_POSTGRES_URL") {
-        Ok(url) => {
-            cmd.args(["--accounts", &url]);
-        }
+    let pg = std::env::var("COFFER_TEST_POSTGRES_URL");
+    match &pg {
+        Ok(url) => args.extend(["--accounts", url.as_str()]),
         Err(_) => eprintln!("note: COFFER_TEST_POSTGRES_URL is not set; accounts on SQLite"),
     }
-    let mut fe = KillOnDrop(cmd.spawn().unwrap());
-    let f = first_line(&mut fe.0);
+    let (fe, f) = spawn_server(&args, &tmp.path().join("fe"));
+    let _fe = KillOnDrop(fe);
     let server = Server {
         url: f["url"].as_str().unwrap().to_string(),
         tls: f["tls_fingerprint"].as_str().unwrap().to_string(),

@@ -2,8 +2,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
@@ -26,25 +25,7 @@ struct Served {
 }
 
 fn serve(dir: &std::path::Path) -> Served {
-    let mut child = Command::new(common::bin())
-        .args([
-            "--json",
-            "vault",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-        ])
-        .arg(dir)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    let (child, v) = common::spawn_server(&["vault", "serve", "--listen", "127.0.0.1:0"], dir);
     let addr: std::net::SocketAddr = v["listening"].as_str().unwrap().parse().unwrap();
     Served {
         child,

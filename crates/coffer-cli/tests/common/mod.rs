@@ -584,3 +584,25 @@ pub fn have_tool(name: &str) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// Starts a `coffer --json …` server process and returns it with the JSON line it prints
+/// once it listens.
+pub fn spawn_server(args: &[&str], data: &Path) -> (std::process::Child, Value) {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(bin())
+        .arg("--json")
+        .args(args)
+        .arg("--data")
+        .arg(data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let v: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line:?}"));
+    (child, v)
+}
