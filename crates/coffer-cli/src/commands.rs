@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use coffer_client::profile::LastBackup;
+use coffer_client::storage::{plan_prune, PrunePolicy};
 use coffer_client::{
     BackupOptions, ClientError, Config, Mode, Profile, Storage, StorageUrl, StoredBackup,
 };
@@ -33,11 +34,20 @@ fn storage(config: &Config, arg: Option<String>, create: bool) -> Result<Storage
         usage("no storage location: pass --to/--from STORAGE, or set one with `coffer enable --storage`")
     })?;
     let url = StorageUrl::parse(&text)?;
-    Ok(if create {
-        Storage::open(&url)?
+    // The profile's provider settings belong to the profile's location only.
+    let none = Default::default();
+    let options = match &config.storage {
+        Some(own) if StorageUrl::parse(own)? == url => &config.storage_options.0,
+        _ => &none,
+    };
+    let storage = if create {
+        Storage::open_with(&url, options)?
     } else {
-        Storage::open_existing(&url)?
-    })
+        Storage::open_existing(&url, options)?
+    };
+    // Retries are worth knowing about on a bad network; they go to stderr, never stdout.
+    storage.on_retry(|notice| eprintln!("note: {notice}"));
+    Ok(storage)
 }
 
 fn cipher(config: &Config) -> Result<Cipher> {
@@ -195,14 +205,23 @@ pub async fn list(out: &Output, profile: &Profile, from: Option<String>) -> Resu
     let config = profile.load_config()?;
     let storage = storage(&config, from, false)?;
     let backups = storage.list().await?;
+    // Marks the backups this device's key opens (key mode only; none in password mode).
+    let own_key_id = profile
+        .has_key()
+        .then(|| profile.load_key().ok())
+        .flatten()
+        .map(|k| k.id().to_string());
     let mut rows = Vec::new();
     for b in &backups {
         let key_id = key_id_of(&storage, b).await;
+        let this_key = key_id.is_some() && key_id == own_key_id;
         rows.push(json!({
             "id": b.id,
             "time": humantime::format_rfc3339_millis(b.created).to_string(),
             "size": b.size,
             "key_id": key_id,
+            "this_device_key": this_key,
+            "segments": b.segments.as_ref().map(Vec::len),
         }));
     }
     out.json(json!({"ok": true, "storage": storage.url().display(), "backups": rows}));
@@ -212,17 +231,81 @@ pub async fn list(out: &Output, profile: &Profile, from: Option<String>) -> Resu
     }
     out.say(format!(
         "{:<29} {:<21} {:>10}  {}",
-        "ID", "TIME (UTC)", "SIZE", "KEY ID"
+        "ID", "TIME (UTC)", "SIZE", "KEY FINGERPRINT"
     ));
     for (b, row) in backups.iter().zip(&rows) {
+        let mine = if row["this_device_key"] == true {
+            "  (this device's key)"
+        } else {
+            ""
+        };
         out.say(format!(
-            "{:<29} {:<21} {:>10}  {}",
+            "{:<29} {:<21} {:>10}  {}{mine}",
             b.id,
             humantime::format_rfc3339_seconds(b.created).to_string(),
             human_bytes(b.size),
             row["key_id"].as_str().unwrap_or("(unreadable)")
         ));
     }
+    Ok(())
+}
+
+pub async fn prune(
+    out: &Output,
+    profile: &Profile,
+    from: Option<String>,
+    policy: PrunePolicy,
+    dry_run: bool,
+) -> Result<()> {
+    let config = profile.load_config()?;
+    let storage = storage(&config, from, false)?;
+    let backups = storage.list().await?;
+    let doomed = plan_prune(&backups, policy, std::time::SystemTime::now());
+    let verb = if dry_run { "Would delete" } else { "Deleted" };
+    let mut removed = Vec::new();
+    for b in &doomed {
+        if !dry_run {
+            storage.delete(b).await?;
+        }
+        removed.push(b.id.clone());
+        out.say(format!(
+            "{verb} {} ({}, {}).",
+            b.id,
+            humantime::format_rfc3339_seconds(b.created),
+            human_bytes(b.size)
+        ));
+    }
+    let stale = if dry_run {
+        0
+    } else {
+        storage
+            .remove_stale_uploads(coffer_client::pipeline::STALE_UPLOAD_AGE)
+            .await?
+    };
+    let kept: Vec<&str> = backups
+        .iter()
+        .filter(|b| !removed.contains(&b.id))
+        .map(|b| b.id.as_str())
+        .collect();
+    out.json(json!({
+        "ok": true,
+        "dry_run": dry_run,
+        "removed": removed,
+        "kept": kept,
+        "stale_uploads_removed": stale,
+    }));
+    out.say(format!(
+        "{} {} of {} backups; {} kept{}.",
+        verb,
+        removed.len(),
+        backups.len(),
+        kept.len(),
+        if stale > 0 {
+            format!("; removed {stale} abandoned uploads")
+        } else {
+            String::new()
+        }
+    ));
     Ok(())
 }
 

@@ -47,6 +47,8 @@ enum Command {
     List(FromArgs),
     /// Download and authenticate a stored backup without writing any file.
     Verify(SelectArgs),
+    /// Delete older backups by count or age; the newest backup is always kept.
+    Prune(PruneArgs),
     /// Restore a backup into a new folder (on this or a brand-new device).
     Restore(RestoreArgs),
     /// Write a backup's decrypted payload (a zstd-compressed tar) to a file.
@@ -261,6 +263,23 @@ struct DecryptArgs {
 }
 
 #[derive(Args)]
+#[command(group(clap::ArgGroup::new("rule").required(true).multiple(true).args(["keep", "older_than"])))]
+struct PruneArgs {
+    #[command(flatten)]
+    from: FromArgs,
+    /// Keep the newest N backups.
+    #[arg(long, value_name = "N")]
+    keep: Option<usize>,
+    /// Keep backups younger than this (for example 30d, 12h, 2w). With --keep too, a
+    /// backup goes only when neither rule keeps it.
+    #[arg(long, value_name = "AGE")]
+    older_than: Option<humantime::Duration>,
+    /// Show what would be deleted, and delete nothing.
+    #[arg(long)]
+    dry_run: bool,
+}
+
+#[derive(Args)]
 struct DisableArgs {
     /// Confirm: the key is deleted from this device.
     #[arg(long)]
@@ -343,6 +362,13 @@ async fn dispatch(
         Command::Enable(a) => commands::enable(out, profile, a.storage, a.cipher),
         Command::Backup(a) => commands::backup(out, profile, &a.paths, a.to).await,
         Command::List(a) => commands::list(out, profile, a.from).await,
+        Command::Prune(a) => {
+            let policy = coffer_client::storage::PrunePolicy {
+                keep_last: a.keep,
+                older_than: a.older_than.map(Into::into),
+            };
+            commands::prune(out, profile, a.from.from, policy, a.dry_run).await
+        }
         Command::Verify(a) => {
             commands::verify(
                 out,

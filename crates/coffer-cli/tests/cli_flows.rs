@@ -129,10 +129,11 @@ fn backup_list_verify_then_restore_on_a_new_device() {
     let stored_len = fs::metadata(&stored).expect("the stored backup").len();
     assert_eq!(b["size"], stored_len, "{v}");
     assert_eq!(b["key_id"], env.key_id.as_str(), "{v}");
+    assert_eq!(b["this_device_key"], true, "{v}");
 
     // list, human.
     let human = env.coffer().arg("list").run();
-    human.ok().stdout_has("ID").stdout_has("KEY ID");
+    human.ok().stdout_has("ID").stdout_has("KEY FINGERPRINT");
     let row = human
         .stdout
         .lines()

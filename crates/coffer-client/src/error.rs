@@ -35,6 +35,8 @@ pub enum ClientError {
     WrongKey,
     #[error("backup {id} failed its integrity check: {source}")]
     Integrity { id: String, source: FormatError },
+    #[error("backup {id} has a damaged segment list: {reason}")]
+    BadManifest { id: String, reason: String },
     #[error("backup {id} decrypted, but its contents are not a valid archive: {reason}")]
     BadArchive { id: String, reason: String },
     #[error("refusing unsafe archive entry {path:?}: {reason}")]
@@ -95,6 +97,7 @@ impl ClientError {
             ClientError::VaultRecordMissing => ErrorClass::NotFound,
             ClientError::Integrity { .. }
             | ClientError::BadArchive { .. }
+            | ClientError::BadManifest { .. }
             | ClientError::UnsafeEntry { .. } => ErrorClass::Integrity,
             ClientError::Io { .. }
             | ClientError::Storage { .. }
@@ -130,15 +133,6 @@ impl ClientError {
         }
     }
 
-    pub(crate) fn storage(action: &'static str, err: opendal::Error) -> Self {
-        ClientError::Storage {
-            action,
-            retryable: err.is_temporary(),
-            message: err.to_string(),
-        }
-    }
-
-    /// Classifies a format error met while reading backup `id`.
     pub(crate) fn from_format(id: &str, err: FormatError) -> Self {
         match err {
             FormatError::WrongKey => ClientError::WrongKey,

@@ -71,8 +71,8 @@ const MAX_WINDOW_LOG: u32 = 22;
 /// faster but takes peak memory past 64 MiB.
 const ZSTD_JOB: u32 = 2 << 20;
 
-/// Age after which an unfinished upload is removed.
-const STALE_UPLOAD_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// An unfinished upload older than this is surely abandoned, even on a slow link.
+pub const STALE_UPLOAD_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 fn zstd_workers() -> u32 {
     std::thread::available_parallelism().map_or(1, |n| n.get().min(4) as u32)

@@ -6,6 +6,7 @@
 //! key           K as 64 hex digits (mode "key")
 //! ```
 
+use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, Write};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
@@ -53,6 +54,33 @@ pub struct LastBackup {
     pub storage: String,
 }
 
+/// The `[storage_options]` table. Its values may be credentials: `Debug` shows only the
+/// names, and the values are wiped from memory when dropped.
+#[derive(Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct StorageOptions(pub BTreeMap<String, String>);
+
+impl StorageOptions {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl std::fmt::Debug for StorageOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
+
+impl Drop for StorageOptions {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        for v in self.0.values_mut() {
+            v.zeroize();
+        }
+    }
+}
+
 /// The contents of `config.toml`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -60,6 +88,10 @@ pub struct Config {
     pub mode: Option<Mode>,
     /// Default storage location for `backup`, `list`, `verify` and `restore`.
     pub storage: Option<String>,
+    /// Provider settings for `storage`, credentials included (the file is private):
+    /// `endpoint`, `region`, `secret_access_key`, … (docs/STORAGE.md).
+    #[serde(default, skip_serializing_if = "StorageOptions::is_empty")]
+    pub storage_options: StorageOptions,
     /// "aes-256-gcm" (default) or "chacha20-poly1305".
     pub cipher: Option<String>,
     /// zstd level, 1 by default.

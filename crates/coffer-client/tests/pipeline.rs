@@ -271,9 +271,12 @@ async fn a_backup_from_a_newer_format_is_unsupported_not_tampered() {
 async fn reading_a_missing_storage_location_does_not_create_it() {
     let d = tempfile::tempdir().unwrap();
     let missing = d.path().join("not-mounted");
-    let res = Storage::open_existing(&StorageUrl::Fs {
-        root: missing.clone(),
-    });
+    let res = Storage::open_existing(
+        &StorageUrl::Fs {
+            root: missing.clone(),
+        },
+        &Default::default(),
+    );
     assert!(matches!(res, Err(ClientError::StorageMissing(_))));
     assert!(!missing.exists());
 }

@@ -1,0 +1,620 @@
+//! Where encrypted backups live, through Apache OpenDAL.
+//!
+//! A storage location becomes an OpenDAL service plus configuration ([`location`]); every
+//! provider is then the same `Operator`, wrapped in a timeout and a retry with backoff.
+//! Layout under the location's root (docs/STORAGE.md):
+//!
+//! ```text
+//! backups/<id>.coffer        a complete backup, one object
+//! backups/<id>.segments      a complete backup stored as segments (see manifest.rs)
+//! segments/<id>/<n>          the segments, numbered from 000000
+//! incomplete/<id>.part       an upload in progress (local folders)
+//! incomplete/<id>.segments   a manifest about to be committed
+//! ```
+//!
+//! Only what is under `backups/` is ever listed, and an object appears there only once
+//! the whole backup is stored: by rename (folders), by completing a multipart upload
+//! (object stores), or by writing the manifest last (one-request providers).
+//!
+//! An id is `YYYYMMDDTHHMMSSmmmZ-<8 hex digits>`: the UTC upload time to the millisecond,
+//! which the provider sees anyway, and random digits so that ids never collide. Ids sort
+//! in time order.
+
+mod location;
+mod manifest;
+mod prune;
+mod upload;
+
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use opendal::layers::{RetryLayer, TimeoutLayer};
+use opendal::{ErrorKind, Operator};
+use zeroize::Zeroizing;
+
+use crate::error::ClientError;
+
+pub use location::{
+    resolve, Provider, RemoteUrl, Resolved, StorageUrl, DEFAULT_RETRIES, DEFAULT_TIMEOUT,
+};
+pub use prune::{plan as plan_prune, PrunePolicy};
+pub use upload::Upload;
+
+const BACKUPS_DIR: &str = "backups/";
+const INCOMPLETE_DIR: &str = "incomplete/";
+const SEGMENTS_DIR: &str = "segments/";
+const BACKUP_SUFFIX: &str = ".coffer";
+const MANIFEST_SUFFIX: &str = ".segments";
+const PART_SUFFIX: &str = ".part";
+/// Bytes per read request.
+pub const IO_CHUNK: usize = 4 << 20;
+/// Bytes per multipart part and per segment: above S3's 5 MiB minimum, small enough that
+/// a few in flight keep memory bounded.
+pub const PART_SIZE: usize = 8 << 20;
+/// Parts uploaded at once by multipart uploads.
+const UPLOAD_CONCURRENCY: usize = 3;
+
+/// One complete backup in storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredBackup {
+    pub id: String,
+    pub size: u64,
+    pub created: SystemTime,
+    /// Segment sizes, for a backup stored in segments.
+    pub segments: Option<Vec<u64>>,
+}
+
+impl StoredBackup {
+    /// The objects holding the backup's bytes, in order, with their sizes.
+    fn pieces(&self) -> Vec<(String, u64)> {
+        match &self.segments {
+            None => vec![(backup_path(&self.id), self.size)],
+            Some(sizes) => sizes
+                .iter()
+                .enumerate()
+                .map(|(n, &s)| (segment_path(&self.id, n), s))
+                .collect(),
+        }
+    }
+}
+
+type RetryHook = Box<dyn Fn(&str) + Send + Sync>;
+
+/// Shared between a `Storage` and its retry layer, which exists before any hook is set.
+#[derive(Default)]
+struct Shared {
+    secrets: Vec<Zeroizing<String>>,
+    on_retry: Mutex<Option<RetryHook>>,
+    /// Retries so far, to tell "failed" from "kept failing" in the final error.
+    retried: AtomicUsize,
+}
+
+impl Shared {
+    fn err(&self, action: &'static str, e: opendal::Error) -> ClientError {
+        let text = e.to_string();
+        let status = http_status(&text);
+        let hint = match (e.kind(), status) {
+            (ErrorKind::PermissionDenied, _) | (_, Some(401 | 403)) => {
+                "access denied; check the credentials and permissions".to_string()
+            }
+            (ErrorKind::ConfigInvalid, _) => "the storage settings are invalid".to_string(),
+            (ErrorKind::NotFound, _) | (_, Some(404)) => {
+                "not found; does the bucket or folder exist?".to_string()
+            }
+            (ErrorKind::RateLimited, _) | (_, Some(429)) => {
+                "the provider is limiting the request rate".to_string()
+            }
+            _ if text.contains("timeout reached") => "timed out".to_string(),
+            _ if self.retried.load(Ordering::Relaxed) > 0 => {
+                "the provider kept failing, also when retried".to_string()
+            }
+            _ => String::new(),
+        };
+        let status = status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
+        // OpenDAL's text ends with the provider's answer, often several lines of XML or
+        // HTML: the first line says enough.
+        let detail = first_line(&text);
+        let message = if hint.is_empty() {
+            format!("{detail}{status}")
+        } else {
+            format!("{hint}{status}: {detail}")
+        };
+        ClientError::Storage {
+            action,
+            // After the retries are spent the error is no longer "temporary", but a
+            // later try may well work.
+            retryable: e.is_temporary()
+                || hint.starts_with("timed out")
+                || hint.starts_with("the provider")
+                || status.contains("HTTP 5"),
+            message: location::scrub(&message, &self.secrets),
+        }
+    }
+}
+
+/// A few words on why a request failed, for retry notices.
+fn summary(e: &opendal::Error) -> String {
+    let text = e.to_string();
+    if let Some(status) = http_status(&text) {
+        return format!("HTTP {status}");
+    }
+    if text.contains("timeout reached") {
+        return "timed out".into();
+    }
+    let line = first_line(&text);
+    let cause = line.rsplit(" => ").next().unwrap_or(line);
+    cause.chars().take(120).collect()
+}
+
+/// The HTTP status in an OpenDAL error's context, if there is one.
+fn http_status(text: &str) -> Option<u16> {
+    let at = text.find("status: ")? + "status: ".len();
+    text.get(at..at + 3)?.parse().ok()
+}
+
+/// An opened storage location.
+pub struct Storage {
+    op: Operator,
+    url: StorageUrl,
+    shared: Arc<Shared>,
+    force_segments: bool,
+}
+
+impl Storage {
+    /// Opens `url` with settings from the environment and the URL.
+    pub fn open(url: &StorageUrl) -> Result<Storage, ClientError> {
+        Storage::open_with(url, &BTreeMap::new())
+    }
+
+    /// Opens `url` with the profile's `options` too (see [`location`]).
+    pub fn open_with(
+        url: &StorageUrl,
+        options: &BTreeMap<String, String>,
+    ) -> Result<Storage, ClientError> {
+        let resolved = resolve(url, options, &|name| std::env::var(name).ok())?;
+        Storage::from_resolved(url, resolved)
+    }
+
+    /// Opens `url` with a configuration already resolved.
+    pub fn from_resolved(url: &StorageUrl, resolved: Resolved) -> Result<Storage, ClientError> {
+        // HTTPS to providers uses rustls with ring, as the rest of Coffer does.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        opendal::init_default_registry();
+        opendal_http_transport_reqwest::install_default();
+        let shared = Arc::new(Shared {
+            secrets: resolved.secrets,
+            ..Shared::default()
+        });
+        let config = resolved
+            .config
+            .iter()
+            .map(|(k, v)| (k.clone(), v.to_string()));
+        let notify = shared.clone();
+        let retries = resolved.retries;
+        let op = Operator::via_iter(resolved.service, config)
+            .map_err(|e| shared.err("open the storage", e))?
+            .layer(
+                TimeoutLayer::new()
+                    .with_timeout(resolved.timeout)
+                    .with_io_timeout(resolved.timeout),
+            )
+            .layer(
+                RetryLayer::new()
+                    .with_jitter()
+                    .with_min_delay(Duration::from_millis(500))
+                    .with_max_delay(Duration::from_secs(20))
+                    .with_max_times(retries)
+                    .with_notify(move |ev: opendal::layers::RetryEvent<'_>| {
+                        notify.retried.fetch_add(1, Ordering::Relaxed);
+                        let hook = notify.on_retry.lock().unwrap_or_else(|p| p.into_inner());
+                        if let Some(hook) = hook.as_ref() {
+                            let why = location::scrub(&summary(ev.err), &notify.secrets);
+                            hook(&format!(
+                                "storage {} failed ({why}); retry {} of {} in {:.1} s",
+                                ev.op,
+                                ev.attempt,
+                                retries,
+                                ev.retry_after.as_secs_f64()
+                            ));
+                        }
+                    }),
+            );
+        Ok(Storage {
+            op,
+            url: url.clone(),
+            shared,
+            force_segments: resolved.force_segments,
+        })
+    }
+
+    /// Opens a location that must already exist: reading commands must not create an
+    /// empty folder where a mistyped or unmounted one was meant.
+    pub fn open_existing(
+        url: &StorageUrl,
+        options: &BTreeMap<String, String>,
+    ) -> Result<Storage, ClientError> {
+        match url {
+            StorageUrl::Fs { root } if !root.is_dir() => {
+                Err(ClientError::StorageMissing(url.display()))
+            }
+            _ => Storage::open_with(url, options),
+        }
+    }
+
+    /// Calls `hook` with a one-line notice before each retry of a failed request.
+    pub fn on_retry(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
+        *self
+            .shared
+            .on_retry
+            .lock()
+            .unwrap_or_else(|p| p.into_inner()) = Some(Box::new(hook));
+    }
+
+    pub fn url(&self) -> &StorageUrl {
+        &self.url
+    }
+
+    /// All complete backups, oldest first.
+    pub async fn list(&self) -> Result<Vec<StoredBackup>, ClientError> {
+        let mut out = Vec::new();
+        let mut seen = HashSet::new();
+        for entry in self.list_dir(BACKUPS_DIR, "list backups").await? {
+            let name = entry.name();
+            let (id, segmented) = if let Some(id) = name.strip_suffix(BACKUP_SUFFIX) {
+                (id, false)
+            } else if let Some(id) = name.strip_suffix(MANIFEST_SUFFIX) {
+                (id, true)
+            } else {
+                continue;
+            };
+            let Some(created) = id_time(id) else {
+                continue;
+            };
+            if !seen.insert(id.to_string()) {
+                continue;
+            }
+            let (size, segments) = if segmented {
+                let text = self
+                    .op
+                    .read(entry.path())
+                    .await
+                    .map_err(|e| self.shared.err("read a backup's segment list", e))?;
+                let sizes = manifest::decode(id, &text.to_vec())?;
+                (sizes.iter().sum(), Some(sizes))
+            } else {
+                let size = match entry.metadata().content_length() {
+                    0 => self
+                        .op
+                        .stat(entry.path())
+                        .await
+                        .map_err(|e| self.shared.err("read a backup's size", e))?
+                        .content_length(),
+                    n => n,
+                };
+                (size, None)
+            };
+            out.push(StoredBackup {
+                id: id.to_string(),
+                size,
+                created,
+                segments,
+            });
+        }
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// The backup with `id`, or the newest one when `id` is `None`.
+    pub async fn find(&self, id: Option<&str>) -> Result<StoredBackup, ClientError> {
+        let all = self.list().await?;
+        match id {
+            None => all
+                .into_iter()
+                .next_back()
+                .ok_or_else(|| ClientError::NoBackups(self.url.display())),
+            Some(id) => all
+                .into_iter()
+                .find(|b| b.id == id)
+                .ok_or_else(|| ClientError::BackupNotFound(id.to_string())),
+        }
+    }
+
+    /// Reads `len` bytes of a backup from `offset` (fewer at its end).
+    pub async fn read_range(
+        &self,
+        backup: &StoredBackup,
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, ClientError> {
+        let end = offset.saturating_add(len).min(backup.size);
+        let mut out = Vec::new();
+        let mut start = 0u64;
+        for (path, size) in backup.pieces() {
+            let (lo, hi) = (offset.max(start), end.min(start + size));
+            if lo < hi {
+                let buf = self
+                    .op
+                    .read_with(&path)
+                    .range(lo - start..hi - start)
+                    .await
+                    .map_err(|e| self.shared.err("download a backup", e))?;
+                out.extend_from_slice(&buf.to_vec());
+            }
+            start += size;
+        }
+        Ok(out)
+    }
+
+    /// Streams a whole backup in pieces of about [`IO_CHUNK`] bytes, with a few reads in
+    /// flight where the provider allows it. Each read is retried on its own.
+    pub async fn stream(&self, backup: &StoredBackup) -> Result<BackupStream, ClientError> {
+        Ok(BackupStream {
+            op: self.op.clone(),
+            shared: self.shared.clone(),
+            pending: backup.pieces().into(),
+            current: None,
+        })
+    }
+
+    /// Starts an upload of backup `id`. Nothing is listed until [`Upload::commit`].
+    pub async fn begin_upload(&self, id: &str) -> Result<Upload, ClientError> {
+        let local_dir = match &self.url {
+            StorageUrl::Fs { root } => Some(root.clone()),
+            StorageUrl::Remote(_) => None,
+        };
+        let op = self.op.clone();
+        Upload::begin(op, self.shared.clone(), id, local_dir, self.force_segments).await
+    }
+
+    /// Removes what crashed or killed backups left more than `max_age` ago (younger ones
+    /// may still be running on another device): parts in `incomplete/` and segments
+    /// without a manifest. Returns how many uploads were removed.
+    pub async fn remove_stale_uploads(&self, max_age: Duration) -> Result<usize, ClientError> {
+        let now = SystemTime::now();
+        let old = |id: &str| {
+            id_time(id)
+                .and_then(|t| now.duration_since(t).ok())
+                .is_some_and(|age| age > max_age)
+        };
+        let mut removed = 0;
+        for entry in self
+            .list_dir(INCOMPLETE_DIR, "list unfinished uploads")
+            .await?
+        {
+            let name = entry.name();
+            let id = name
+                .strip_suffix(PART_SUFFIX)
+                .or_else(|| name.strip_suffix(MANIFEST_SUFFIX));
+            if id.is_some_and(old) {
+                self.op
+                    .delete(entry.path())
+                    .await
+                    .map_err(|e| self.shared.err("remove an unfinished upload", e))?;
+                removed += 1;
+            }
+        }
+        let segmented = self.list_dir(SEGMENTS_DIR, "list segments").await?;
+        if !segmented.is_empty() {
+            let complete: HashSet<String> = self.list().await?.into_iter().map(|b| b.id).collect();
+            for entry in segmented {
+                let id = entry.name().trim_end_matches('/');
+                if old(id) && !complete.contains(id) {
+                    self.op
+                        .delete_with(&format!("{SEGMENTS_DIR}{id}/"))
+                        .recursive(true)
+                        .await
+                        .map_err(|e| self.shared.err("remove an unfinished upload", e))?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The entries directly in `dir` (not `dir` itself); none when it does not exist.
+    async fn list_dir(
+        &self,
+        dir: &str,
+        action: &'static str,
+    ) -> Result<Vec<opendal::Entry>, ClientError> {
+        match self.op.list(dir).await {
+            Ok(entries) => Ok(entries.into_iter().filter(|e| e.path() != dir).collect()),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) => Err(self.shared.err(action, e)),
+        }
+    }
+
+    /// Deletes a backup. The listed object goes first, so that an interrupted delete
+    /// leaves at most unlisted segments (removed later as stale), never a listed backup
+    /// with pieces missing.
+    pub async fn delete(&self, backup: &StoredBackup) -> Result<(), ClientError> {
+        let err = |e| self.shared.err("delete a backup", e);
+        match &backup.segments {
+            None => self.op.delete(&backup_path(&backup.id)).await.map_err(err),
+            Some(_) => {
+                self.op
+                    .delete(&manifest_path(&backup.id))
+                    .await
+                    .map_err(err)?;
+                self.op
+                    .delete_with(&format!("{SEGMENTS_DIR}{}/", backup.id))
+                    .recursive(true)
+                    .await
+                    .map_err(err)
+            }
+        }
+    }
+}
+
+/// The pieces of a backup being downloaded.
+pub struct BackupStream {
+    op: Operator,
+    shared: Arc<Shared>,
+    pending: VecDeque<(String, u64)>,
+    current: Option<opendal::BufferStream>,
+}
+
+impl BackupStream {
+    /// The next piece, `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<opendal::Buffer, ClientError>> {
+        use futures_util::StreamExt;
+        loop {
+            if let Some(cur) = &mut self.current {
+                match cur.next().await {
+                    Some(r) => return Some(r.map_err(|e| self.shared.err("download a backup", e))),
+                    None => self.current = None,
+                }
+            }
+            let (path, size) = self.pending.pop_front()?;
+            if size == 0 {
+                continue;
+            }
+            let opened = async {
+                self.op
+                    .reader_with(&path)
+                    .chunk(IO_CHUNK)
+                    .concurrent(2)
+                    .await?
+                    .into_stream(0..size)
+                    .await
+            }
+            .await;
+            match opened {
+                Ok(s) => self.current = Some(s),
+                Err(e) => return Some(Err(self.shared.err("download a backup", e))),
+            }
+        }
+    }
+}
+
+fn first_line(s: &str) -> &str {
+    s.lines().next().unwrap_or(s)
+}
+
+fn backup_path(id: &str) -> String {
+    format!("{BACKUPS_DIR}{id}{BACKUP_SUFFIX}")
+}
+
+fn manifest_path(id: &str) -> String {
+    format!("{BACKUPS_DIR}{id}{MANIFEST_SUFFIX}")
+}
+
+fn segment_path(id: &str, n: usize) -> String {
+    format!("{SEGMENTS_DIR}{id}/{n:06}")
+}
+
+/// A new backup id for `now`.
+pub fn new_backup_id(now: SystemTime) -> Result<String, ClientError> {
+    let stamp = humantime::format_rfc3339_millis(now).to_string();
+    let compact: String = stamp
+        .chars()
+        .filter(|c| !matches!(c, '-' | ':' | '.'))
+        .collect();
+    let mut rand = [0u8; 4];
+    coffer_format::key::fill_random(&mut rand)?;
+    Ok(format!(
+        "{compact}-{:02x}{:02x}{:02x}{:02x}",
+        rand[0], rand[1], rand[2], rand[3]
+    ))
+}
+
+/// The upload time encoded in a backup id, if `id` is well formed.
+pub fn id_time(id: &str) -> Option<SystemTime> {
+    let (stamp, rand) = id.split_once('-')?;
+    if rand.len() != 8 || !rand.bytes().all(|b| b.is_ascii_hexdigit()) || stamp.len() != 19 {
+        return None;
+    }
+    let b = stamp.as_bytes();
+    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
+    if b[8] != b'T' || b[18] != b'Z' || !digits(0..8) || !digits(9..18) {
+        return None;
+    }
+    let rfc = format!(
+        "{}-{}-{}T{}:{}:{}.{}Z",
+        &stamp[0..4],
+        &stamp[4..6],
+        &stamp[6..8],
+        &stamp[9..11],
+        &stamp[11..13],
+        &stamp[13..15],
+        &stamp[15..18]
+    );
+    humantime::parse_rfc3339(&rfc).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_their_time() {
+        let t = humantime::parse_rfc3339("2026-11-27T10:10:18.042Z").unwrap();
+        let id = new_backup_id(t).unwrap();
+        assert!(id.starts_with("20261127T101018042Z-"), "{id}");
+        assert_eq!(id_time(&id), Some(t));
+        let later = new_backup_id(t + std::time::Duration::from_millis(1)).unwrap();
+        assert!(later > id, "ids sort in time order");
+        assert_eq!(id_time("20261127T101018042Z-zzzzzzzz"), None);
+        assert_eq!(id_time("20261127T1010180x2Z-00000000"), None);
+        assert_eq!(id_time("notes"), None);
+    }
+
+    /// Every provider compiled in builds an operator from its configuration, and gets the
+    /// upload method its capabilities call for. No request is made.
+    #[test]
+    fn every_provider_opens() {
+        let env = BTreeMap::from([
+            ("AZURE_STORAGE_ACCOUNT", "acct"),
+            ("AZURE_STORAGE_KEY", "a2V5"),
+            ("COFFER_GDRIVE_ACCESS_TOKEN", "t"),
+            ("COFFER_ONEDRIVE_ACCESS_TOKEN", "t"),
+            ("COFFER_DROPBOX_ACCESS_TOKEN", "t"),
+            ("AWS_REGION", "eu-west-1"),
+        ]);
+        for (text, multi, rename) in [
+            ("s3://b/p", true, false),
+            (
+                "gs://b/p?allow_anonymous=true&disable_vm_metadata=true",
+                true,
+                false,
+            ),
+            ("azblob://c/p", true, false),
+            ("webdav://127.0.0.1:9/p", false, true),
+            ("gdrive://Backups", false, true),
+            ("onedrive://Backups", false, true),
+            ("dropbox://Backups", false, true),
+        ] {
+            let url = StorageUrl::parse(text).unwrap();
+            let resolved = resolve(&url, &BTreeMap::new(), &|k| {
+                env.get(k).map(|v| v.to_string())
+            })
+            .unwrap();
+            let storage =
+                Storage::from_resolved(&url, resolved).unwrap_or_else(|e| panic!("{text}: {e}"));
+            let cap = storage.op.info().capability();
+            assert_eq!((cap.write_can_multi, cap.rename), (multi, rename), "{text}");
+            assert!(cap.list && cap.read && cap.delete, "{text}");
+        }
+    }
+
+    #[test]
+    fn urls_parse() {
+        assert_eq!(
+            StorageUrl::parse("file:///srv/b").unwrap(),
+            StorageUrl::Fs {
+                root: "/srv/b".into()
+            }
+        );
+        assert_eq!(
+            StorageUrl::parse("/srv/b").unwrap(),
+            StorageUrl::Fs {
+                root: "/srv/b".into()
+            }
+        );
+        assert!(StorageUrl::parse("file://relative").is_err());
+        assert!(StorageUrl::parse("ftp://x").is_err());
+        assert!(StorageUrl::parse("  ").is_err());
+    }
+}
