@@ -22,6 +22,33 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
 fi
 
+# The storage API servers the end-to-end tests start (crates/coffer-cli/tests/common/servers.rs,
+# whose PIP_PACKAGES must stay the same): moto (S3), wsgidav on cheroot (WebDAV) and
+# gcp-storage-emulator (GCS). Installed with pip, pinned, only when one is missing or differs.
+py_servers=('moto[server]==5.2.5' 'wsgidav==4.4.0' 'cheroot==11.1.2' 'gcp-storage-emulator==2026.7.19')
+py_servers_ok() {
+    python3 - "${py_servers[@]}" <<'EOF' >/dev/null 2>&1
+import sys
+from importlib.metadata import version
+for pin in sys.argv[1:] + ["flask==", "flask-cors=="]:
+    name, _, want = pin.partition("==")
+    have = version(name.split("[")[0])
+    assert not want or have == want, (name, have, want)
+import moto.server, wsgidav.server.server_cli, cheroot, gcp_storage_emulator.server
+EOF
+}
+if ! py_servers_ok; then
+    if ! python3 -m pip --version >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        echo "==> installing python3 python3-pip"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-pip >/dev/null
+    fi
+    echo "==> installing ${py_servers[*]}"
+    PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore \
+        python3 -m pip install -q --disable-pip-version-check "${py_servers[@]}"
+    py_servers_ok || { echo "error: the test servers do not import after pip install" >&2; exit 1; }
+fi
+
 # A throwaway PostgreSQL server on a free loopback port, stopped when the tests end.
 start_postgres() {
     local bin dir port run=()

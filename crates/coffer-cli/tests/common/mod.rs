@@ -6,6 +6,9 @@
 
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+pub mod servers;
+
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io::{self, Write};
@@ -128,6 +131,7 @@ impl Out {
 pub struct Call {
     args: Vec<OsString>,
     stdin: Option<Vec<u8>>,
+    env: Vec<(OsString, OsString)>,
 }
 
 /// `coffer --profile PROFILE ...`
@@ -135,6 +139,7 @@ pub fn coffer(profile: &Path) -> Call {
     Call {
         args: vec!["--profile".into(), profile.into()],
         stdin: None,
+        env: Vec::new(),
     }
 }
 
@@ -158,6 +163,12 @@ impl Call {
         self.arg("--json")
     }
 
+    /// Sets an environment variable for the run.
+    pub fn env(mut self, key: &str, value: impl AsRef<OsStr>) -> Self {
+        self.env.push((key.into(), value.as_ref().to_owned()));
+        self
+    }
+
     /// Feeds `input` on standard input (otherwise it is empty, like /dev/null).
     pub fn stdin(mut self, input: impl AsRef<[u8]>) -> Self {
         self.stdin = Some(input.as_ref().to_vec());
@@ -168,7 +179,8 @@ impl Call {
         let mut c = Command::new(bin());
         c.args(&self.args)
             .env_remove("COFFER_PROFILE")
-            .env("NO_COLOR", "1");
+            .env("NO_COLOR", "1")
+            .envs(self.env.iter().map(|(k, v)| (k, v)));
         c
     }
 
