@@ -45,8 +45,9 @@ fn storage(config: &Config, arg: Option<String>, create: bool) -> Result<Storage
     } else {
         Storage::open_existing(&url, options)?
     };
-    // Retries are worth knowing about on a bad network; they go to stderr, never stdout.
-    storage.on_retry(|notice| eprintln!("note: {notice}"));
+    // Retries are worth knowing about on a bad network, and a damaged backup that a
+    // listing skips must not go unnoticed; notes go to stderr, never stdout.
+    storage.on_notice(|notice| eprintln!("note: {notice}"));
     Ok(storage)
 }
 

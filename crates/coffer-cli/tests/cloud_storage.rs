@@ -655,3 +655,77 @@ fn wrong_credentials_are_named_but_never_shown() {
         .code(USAGE)
         .stderr_has("is a secret");
 }
+
+/// Damage to a segmented backup, made directly in the WebDAV server's files: a flipped
+/// byte, segments swapped, a segment cut short or missing. Each makes `verify` fail and
+/// names the backup; none makes it pass.
+#[test]
+fn webdav_damaged_segments_are_detected() {
+    let server = Server::webdav();
+    let url = server.url(&server.addr().to_string(), "retries=0");
+    let d = Device::enable(&server, &url);
+    let src = data(&d, 20 << 20);
+    let id = d.backup(&[&src]);
+    let Server::Dav(dav) = &server else {
+        unreachable!()
+    };
+    let dir = dav.root.join("dav/phone/segments").join(&id);
+    let seg = |n: usize| dir.join(format!("{n:06}"));
+    assert!(
+        seg(2).exists() && !seg(3).exists(),
+        "20 MiB makes 3 segments"
+    );
+    let pristine: Vec<Vec<u8>> = (0..3).map(|n| std::fs::read(seg(n)).unwrap()).collect();
+    let restore_pristine = || {
+        for (n, bytes) in pristine.iter().enumerate() {
+            std::fs::write(seg(n), bytes).unwrap();
+        }
+    };
+
+    // A flipped byte in the middle segment.
+    let mut bad = pristine[1].clone();
+    bad[4096] ^= 0x40;
+    std::fs::write(seg(1), &bad).unwrap();
+    d.coffer()
+        .arg("verify")
+        .run()
+        .code(INTEGRITY)
+        .stderr_has(&id);
+    restore_pristine();
+
+    // Two full segments swapped.
+    std::fs::write(seg(0), &pristine[1]).unwrap();
+    std::fs::write(seg(1), &pristine[0]).unwrap();
+    d.coffer().arg("verify").run().code(INTEGRITY);
+    restore_pristine();
+
+    // A segment cut short, and one missing.
+    std::fs::write(seg(1), &pristine[1][..1000]).unwrap();
+    d.coffer()
+        .arg("verify")
+        .run()
+        .code(INTEGRITY)
+        .stderr_has(&id);
+    std::fs::remove_file(seg(1)).unwrap();
+    d.coffer()
+        .arg("verify")
+        .run()
+        .code(INTEGRITY)
+        .stderr_has("000001 is missing");
+    restore_pristine();
+    d.coffer().arg("verify").run().ok();
+
+    // A damaged segment list: the backup is skipped with a note, and the others (none
+    // here) are still listed.
+    let list_file = dav
+        .root
+        .join("dav/phone/backups")
+        .join(format!("{id}.segments"));
+    let good = std::fs::read(&list_file).unwrap();
+    std::fs::write(&list_file, b"coffer-segments 1\n12x\n").unwrap();
+    let out = d.coffer().json().arg("list").run();
+    out.ok().stderr_has("is not listed").stderr_has(&id);
+    assert_eq!(out.json()["backups"], serde_json::json!([]));
+    std::fs::write(&list_file, good).unwrap();
+    assert_eq!(d.list_ids(), [id]);
+}

@@ -35,7 +35,7 @@ pub enum ClientError {
     WrongKey,
     #[error("backup {id} failed its integrity check: {source}")]
     Integrity { id: String, source: FormatError },
-    #[error("backup {id} has a damaged segment list: {reason}")]
+    #[error("backup {id} is damaged: {reason}")]
     BadManifest { id: String, reason: String },
     #[error("backup {id} decrypted, but its contents are not a valid archive: {reason}")]
     BadArchive { id: String, reason: String },

@@ -37,7 +37,7 @@ pub fn encode(sizes: &[u64]) -> String {
 pub fn decode(id: &str, bytes: &[u8]) -> Result<Vec<u64>, ClientError> {
     let bad = |why: &str| ClientError::BadManifest {
         id: id.to_string(),
-        reason: why.to_string(),
+        reason: format!("its segment list is invalid: {why}"),
     };
     let text = std::str::from_utf8(bytes).map_err(|_| bad("it is not text"))?;
     let mut lines = text.split_terminator('\n');

@@ -80,18 +80,25 @@ impl StoredBackup {
     }
 }
 
-type RetryHook = Box<dyn Fn(&str) + Send + Sync>;
+type NoticeHook = Box<dyn Fn(&str) + Send + Sync>;
 
 /// Shared between a `Storage` and its retry layer, which exists before any hook is set.
 #[derive(Default)]
 struct Shared {
     secrets: Vec<Zeroizing<String>>,
-    on_retry: Mutex<Option<RetryHook>>,
+    on_notice: Mutex<Option<NoticeHook>>,
     /// Retries so far, to tell "failed" from "kept failing" in the final error.
     retried: AtomicUsize,
 }
 
 impl Shared {
+    fn notice(&self, text: &str) {
+        let hook = self.on_notice.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hook) = hook.as_ref() {
+            hook(&location::scrub(text, &self.secrets));
+        }
+    }
+
     fn err(&self, action: &'static str, e: opendal::Error) -> ClientError {
         let text = e.to_string();
         let status = http_status(&text);
@@ -208,17 +215,14 @@ impl Storage {
                     .with_max_times(retries)
                     .with_notify(move |ev: opendal::layers::RetryEvent<'_>| {
                         notify.retried.fetch_add(1, Ordering::Relaxed);
-                        let hook = notify.on_retry.lock().unwrap_or_else(|p| p.into_inner());
-                        if let Some(hook) = hook.as_ref() {
-                            let why = location::scrub(&summary(ev.err), &notify.secrets);
-                            hook(&format!(
-                                "storage {} failed ({why}); retry {} of {} in {:.1} s",
-                                ev.op,
-                                ev.attempt,
-                                retries,
-                                ev.retry_after.as_secs_f64()
-                            ));
-                        }
+                        notify.notice(&format!(
+                            "storage {} failed ({}); retry {} of {} in {:.1} s",
+                            ev.op,
+                            summary(ev.err),
+                            ev.attempt,
+                            retries,
+                            ev.retry_after.as_secs_f64()
+                        ));
                     }),
             );
         Ok(Storage {
@@ -243,11 +247,12 @@ impl Storage {
         }
     }
 
-    /// Calls `hook` with a one-line notice before each retry of a failed request.
-    pub fn on_retry(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
+    /// Calls `hook` with a one-line notice before each retry of a failed request, and
+    /// for each damaged backup that a listing skips.
+    pub fn on_notice(&self, hook: impl Fn(&str) + Send + Sync + 'static) {
         *self
             .shared
-            .on_retry
+            .on_notice
             .lock()
             .unwrap_or_else(|p| p.into_inner()) = Some(Box::new(hook));
     }
@@ -281,8 +286,14 @@ impl Storage {
                     .read(entry.path())
                     .await
                     .map_err(|e| self.shared.err("read a backup's segment list", e))?;
-                let sizes = manifest::decode(id, &text.to_vec())?;
-                (sizes.iter().sum(), Some(sizes))
+                match manifest::decode(id, &text.to_vec()) {
+                    Ok(sizes) => (sizes.iter().sum(), Some(sizes)),
+                    // One damaged backup must not hide the others.
+                    Err(e) => {
+                        self.shared.notice(&format!("{e}; it is not listed"));
+                        continue;
+                    }
+                }
             } else {
                 let size = match entry.metadata().content_length() {
                     0 => self
@@ -355,6 +366,7 @@ impl Storage {
             shared: self.shared.clone(),
             pending: backup.pieces().into(),
             current: None,
+            segmented: backup.segments.is_some().then(|| backup.id.clone()),
         })
     }
 
@@ -453,7 +465,9 @@ pub struct BackupStream {
     op: Operator,
     shared: Arc<Shared>,
     pending: VecDeque<(String, u64)>,
-    current: Option<opendal::BufferStream>,
+    current: Option<(String, opendal::BufferStream)>,
+    /// The backup's id, when it is stored in segments.
+    segmented: Option<String>,
 }
 
 impl BackupStream {
@@ -461,9 +475,12 @@ impl BackupStream {
     pub async fn next(&mut self) -> Option<Result<opendal::Buffer, ClientError>> {
         use futures_util::StreamExt;
         loop {
-            if let Some(cur) = &mut self.current {
+            if let Some((path, cur)) = &mut self.current {
                 match cur.next().await {
-                    Some(r) => return Some(r.map_err(|e| self.shared.err("download a backup", e))),
+                    Some(r) => {
+                        let (segmented, shared) = (&self.segmented, &self.shared);
+                        return Some(r.map_err(|e| read_error(segmented, shared, path, e)));
+                    }
                     None => self.current = None,
                 }
             }
@@ -482,10 +499,33 @@ impl BackupStream {
             }
             .await;
             match opened {
-                Ok(s) => self.current = Some(s),
-                Err(e) => return Some(Err(self.shared.err("download a backup", e))),
+                Ok(s) => self.current = Some((path, s)),
+                Err(e) => return Some(Err(read_error(&self.segmented, &self.shared, &path, e))),
             }
         }
+    }
+}
+
+/// A download error; `segmented` is the backup's id when it is stored in segments.
+fn read_error(
+    segmented: &Option<String>,
+    shared: &Shared,
+    path: &str,
+    e: opendal::Error,
+) -> ClientError {
+    match segmented {
+        // A listed backup with a segment gone has been damaged, like a cut object.
+        Some(id) if e.kind() == ErrorKind::NotFound => ClientError::BadManifest {
+            id: id.clone(),
+            reason: format!("its segment {path} is missing"),
+        },
+        // OpenDAL's words for an object shorter than the range asked for (the size
+        // came from the segment list).
+        Some(id) if e.to_string().contains("unexpected data size") => ClientError::BadManifest {
+            id: id.clone(),
+            reason: format!("its segment {path} is not the size its list says"),
+        },
+        _ => shared.err("download a backup", e),
     }
 }
 
