@@ -49,6 +49,37 @@ if ! py_servers_ok; then
     py_servers_ok || { echo "error: the test servers do not import after pip install" >&2; exit 1; }
 fi
 
+# Azure Blob Storage's emulator, Azurite (servers.rs's AZURITE_PACKAGE and AZURITE_PREFIX must
+# stay the same): a Node.js program, installed with npm under a fixed prefix so that nothing
+# global changes, only when missing or another version (COFFER_TEST_AZURITE names one installed
+# elsewhere). 3.35.0 is the last release that runs on Node.js 20; Debian 12's nodejs 18 runs it.
+azurite_version=3.35.0
+azurite_prefix=/var/tmp/coffer-test-tools/azurite
+azurite_ok() {
+    [ -x "$azurite_prefix/node_modules/.bin/azurite-blob" ] &&
+        node -e 'process.exit(require(process.argv[1]).version === process.argv[2] ? 0 : 1)' \
+            "$azurite_prefix/node_modules/azurite/package.json" "$azurite_version" 2>/dev/null
+}
+if [ -z "${COFFER_TEST_AZURITE:-}" ] && ! azurite_ok; then
+    node_missing=()
+    command -v node >/dev/null 2>&1 || node_missing+=(nodejs)
+    command -v npm >/dev/null 2>&1 || node_missing+=(npm)
+    if [ ${#node_missing[@]} -gt 0 ] && [ "$(id -u)" = 0 ]; then
+        echo "==> installing ${node_missing[*]}"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${node_missing[@]}" >/dev/null
+    fi
+    node_major=$(node -p 'process.versions.node.split(".")[0]' 2>/dev/null || echo 0)
+    if [ "$node_major" -lt 18 ] || ! command -v npm >/dev/null 2>&1; then
+        echo "error: the Azure tests need Node.js 18 or later and npm (found node $(node --version 2>/dev/null || echo none))" >&2
+        exit 1
+    fi
+    echo "==> installing azurite@$azurite_version into $azurite_prefix"
+    npm install --prefix "$azurite_prefix" --no-audit --no-fund --loglevel=error \
+        "azurite@$azurite_version" >/dev/null
+    azurite_ok || { echo "error: azurite is not in $azurite_prefix after npm install" >&2; exit 1; }
+fi
+
 # A throwaway PostgreSQL server on a free loopback port, stopped when the tests end.
 start_postgres() {
     local bin dir port run=()

@@ -230,16 +230,23 @@ fn servers_start_in_parallel_on_distinct_ports() {
     let b = S3Server::start();
     let c = WebDavServer::start();
     let d = GcsEmulator::start();
-    let mut ports = vec![a.addr.port(), b.addr.port(), c.addr.port(), d.addr.port()];
+    let e = AzuriteServer::start();
+    let mut ports = vec![
+        a.addr.port(),
+        b.addr.port(),
+        c.addr.port(),
+        d.addr.port(),
+        e.addr.port(),
+    ];
     ports.sort_unstable();
     ports.dedup();
-    assert_eq!(ports.len(), 4);
+    assert_eq!(ports.len(), 5);
     // Each has its own state.
     a.create_bucket("only-in-a");
     assert_eq!(b.request("GET", "/only-in-a", &[], b"").status, 404);
     eprintln!(
-        "startup: moto {:?}, moto {:?}, wsgidav {:?}, gcs {:?}",
-        a.startup, b.startup, c.startup, d.startup
+        "startup: moto {:?}, moto {:?}, wsgidav {:?}, gcs {:?}, azurite {:?}",
+        a.startup, b.startup, c.startup, d.startup, e.startup
     );
 }
 
@@ -283,4 +290,130 @@ fn gcs_unpatched_emulator_answers_null_content_type() {
     assert!(meta["contentType"].is_null(), "{meta}");
     let resp = http(gcs.addr, "POST", "/bare/x?uploads", &[], b"");
     assert_eq!(resp.status, 501);
+}
+
+#[test]
+fn azurite_container_put_ranged_get_list_delete() {
+    let az = AzuriteServer::start();
+    assert_eq!(az.endpoint, format!("http://{}/devstoreaccount1", az.addr));
+    assert_eq!(az.account_name, "devstoreaccount1");
+    assert_eq!(az.account_key.len(), 88);
+    az.create_container("coffer-test");
+
+    // A plain Put Blob (a block blob in one request), through the SAS.
+    let resp = az.request(
+        "PUT",
+        "/coffer-test/backups/a%20b.bin",
+        &[("x-ms-blob-type", "BlockBlob")],
+        DATA,
+    );
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    assert!(resp.header("etag").is_some());
+
+    let resp = az.request(
+        "GET",
+        "/coffer-test/backups/a%20b.bin",
+        &[("Range", "bytes=10-15")],
+        b"",
+    );
+    assert_eq!(resp.status, 206, "{}", resp.text());
+    assert_eq!(resp.body, &DATA[10..16]);
+    assert_eq!(resp.header("content-range"), Some("bytes 10-15/36"));
+
+    // Helpers: the same blob through the back door, and planting one.
+    assert_eq!(
+        az.get_blob("coffer-test", "backups/a b.bin").as_deref(),
+        Some(DATA)
+    );
+    az.put_blob("coffer-test", "backups/other", b"x");
+    az.put_blob("coffer-test", "elsewhere", b"y");
+    assert_eq!(
+        az.list_blobs("coffer-test", "backups/"),
+        ["backups/a b.bin", "backups/other"]
+    );
+    assert_eq!(az.list_blobs("coffer-test", "").len(), 3);
+    assert_eq!(az.get_blob("coffer-test", "missing"), None);
+
+    // Paged listings: list_blobs follows NextMarker the same way.
+    let list = "/coffer-test?restype=container&comp=list&maxresults=1";
+    let resp = az.request("GET", list, &[], b"");
+    let text = resp.text();
+    assert_eq!(xml_values(&text, "Name"), ["backups/a b.bin"]);
+    let marker = xml_values(&text, "NextMarker").pop().unwrap_or_default();
+    assert!(!marker.is_empty(), "{text}");
+    let next = format!("{list}&marker={}", pct(&marker, false));
+    let resp = az.request("GET", &next, &[], b"");
+    assert_eq!(xml_values(&resp.text(), "Name"), ["backups/other"]);
+
+    // Listing with a delimiter groups the "directories".
+    let resp = az.request(
+        "GET",
+        "/coffer-test?restype=container&comp=list&delimiter=%2F&prefix=",
+        &[],
+        b"",
+    );
+    assert_eq!(resp.status, 200);
+    let text = resp.text();
+    assert!(
+        text.contains("<BlobPrefix><Name>backups/</Name></BlobPrefix>"),
+        "{text}"
+    );
+    assert!(text.contains("<Blob><Name>elsewhere</Name>"), "{text}");
+    assert!(!text.contains("a b.bin"), "{text}");
+
+    az.delete_blob("coffer-test", "backups/other");
+    assert_eq!(az.get_blob("coffer-test", "backups/other"), None);
+    az.delete_blob("coffer-test", "backups/other");
+
+    let addr = az.addr;
+    drop(az);
+    stops_when_dropped(addr);
+}
+
+#[test]
+fn azurite_block_blob_from_put_block_and_put_block_list() {
+    // What OpenDAL's azblob writer does for a multipart write.
+    let az = AzuriteServer::start();
+    az.create_container("blocks");
+    // Block ids: base64, all of the same length ("block-1", "block-2").
+    let ids = ["YmxvY2stMQ==", "YmxvY2stMg=="];
+    for (id, part) in ids.iter().zip([&DATA[..20], &DATA[20..]]) {
+        let path = format!("/blocks/big?comp=block&blockid={}", pct(id, false));
+        let resp = az.request("PUT", &path, &[], part);
+        assert_eq!(resp.status, 201, "{}", resp.text());
+    }
+    // Uncommitted blocks are neither readable nor listed.
+    assert_eq!(az.get_blob("blocks", "big"), None);
+    assert!(az.list_blobs("blocks", "").is_empty());
+
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\
+         <BlockList><Latest>{}</Latest><Latest>{}</Latest></BlockList>",
+        ids[0], ids[1]
+    );
+    let resp = az.request("PUT", "/blocks/big?comp=blocklist", &[], body.as_bytes());
+    assert_eq!(resp.status, 201, "{}", resp.text());
+    assert_eq!(az.get_blob("blocks", "big").as_deref(), Some(DATA));
+    assert_eq!(az.list_blobs("blocks", ""), ["big"]);
+}
+
+#[test]
+fn azurite_refuses_requests_without_a_valid_signature() {
+    // Why the helpers send a SAS: Azurite checks signatures with the account key.
+    let az = AzuriteServer::start();
+    az.create_container("private");
+    az.put_blob("private", "k", b"x");
+    let blob = "/devstoreaccount1/private/k";
+    let resp = http(az.addr, "GET", blob, &[], b"");
+    assert_eq!(resp.status, 403, "{}", resp.text());
+    assert_eq!(resp.header("x-ms-error-code"), Some("AuthorizationFailure"));
+
+    // The same SAS with one permission less no longer matches its signature.
+    let forged = az.sas_token.replace("sp=racwdl", "sp=racwd");
+    let resp = http(az.addr, "GET", &format!("{blob}?{forged}"), &[], b"");
+    assert_eq!(resp.status, 403, "{}", resp.text());
+
+    let signed = format!("{blob}?{}", az.sas_token);
+    let resp = http(az.addr, "GET", &signed, &[], b"");
+    assert_eq!((resp.status, &resp.body[..]), (200, &b"x"[..]));
 }

@@ -70,6 +70,9 @@ const MAX_WINDOW_LOG: u32 = 22;
 /// Input per zstd worker job. Measured on chat-like data: 1 MiB is 12% slower, 4 MiB 6%
 /// faster but takes peak memory past 64 MiB.
 const ZSTD_JOB: u32 = 2 << 20;
+/// The job size when uploads hold parts in memory: 1 MiB saves about 12 MiB, which keeps
+/// a backup to S3 under 64 MiB; the network is the slower stage there anyway.
+const ZSTD_JOB_BUFFERED_UPLOAD: u32 = 1 << 20;
 
 /// An unfinished upload older than this is surely abandoned, even on a slow link.
 pub const STALE_UPLOAD_AGE: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
@@ -105,13 +108,18 @@ pub async fn backup(
     // Stage 1: tar → zstd, on a blocking thread (zstd compresses on its own workers).
     let (plain_tx, plain_rx) = sync_pipe();
     let level = options.compression_level;
+    let zstd_job = if storage.buffers_uploads() {
+        ZSTD_JOB_BUFFERED_UPLOAD
+    } else {
+        ZSTD_JOB
+    };
     let srcs = sources.to_vec();
     let prog = progress.clone();
     let pack = tokio::task::spawn_blocking(move || -> Result<ArchiveSummary, ClientError> {
         let stage = |e: io::Error| ClientError::from_pipe_io("backup", e);
         let mut z = zstd::stream::Encoder::new(plain_tx, level).map_err(stage)?;
         z.multithread(zstd_workers()).map_err(stage)?;
-        z.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB))
+        z.set_parameter(zstd::stream::raw::CParameter::JobSize(zstd_job))
             .map_err(stage)?;
         z.set_parameter(zstd::stream::raw::CParameter::WindowLog(WINDOW_LOG))
             .map_err(stage)?;

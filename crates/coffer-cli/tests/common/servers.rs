@@ -3,14 +3,16 @@
 //! - [`S3Server`]: moto in server mode (the S3 REST API, in memory).
 //! - [`WebDavServer`]: wsgidav on cheroot, serving a temporary directory, with basic auth.
 //! - [`GcsEmulator`]: gcp-storage-emulator (the GCS JSON API, in memory).
+//! - [`AzuriteServer`]: Azurite's Blob service (the Azure Blob Storage REST API, in memory).
 //!
-//! Each one is a Python program (`scripts/test.sh` pip-installs the pinned versions) started
-//! on a free 127.0.0.1 port chosen at run time, and killed (and waited for) when its handle
-//! is dropped. Its output goes to a log file in the handle's temporary directory, never to
-//! the test output; a server that does not answer within [`STARTUP_TIMEOUT`] makes the test
-//! panic with that log. The servers also exit by themselves when the test process dies
-//! (they watch their standard input, a pipe from this process), so a handle kept in a
-//! `static` or a killed test run leaves nothing behind.
+//! The first three are Python programs (`scripts/test.sh` pip-installs the pinned versions),
+//! Azurite is a Node.js program (`scripts/test.sh` npm-installs the pinned version under
+//! [`AZURITE_PREFIX`]). Each one is started on a free 127.0.0.1 port chosen at run time, and
+//! killed (and waited for) when its handle is dropped. Its output goes to a log file in the
+//! handle's temporary directory, never to the test output; a server that does not answer
+//! within [`STARTUP_TIMEOUT`] makes the test panic with that log. The servers also exit by
+//! themselves when the test process dies (they watch their standard input, a pipe from this
+//! process), so a handle kept in a `static` or a killed test run leaves nothing behind.
 //!
 //! [`http`] is a tiny blocking HTTP/1.1 client (one request per connection) for tests that
 //! need to look at or change what a server stores, next to the real client.
@@ -71,6 +73,15 @@ sys.argv = [module] + sys.argv[4:]
 runpy.run_module(module, run_name="__main__", alter_sys=True)
 "#;
 
+/// Runs a Node.js script (like `node SCRIPT ARGS`), and exits as soon as its standard input
+/// closes. Arguments: `SCRIPT ARGS...`.
+const NODE_LAUNCHER: &str = r#"
+process.stdin.on("end", () => process.exit(0)).on("error", () => process.exit(0)).resume();
+const main = require("fs").realpathSync(process.argv[1]);
+process.argv = [process.argv[0], main, ...process.argv.slice(2)];
+require(main);
+"#;
+
 // ---------------------------------------------------------------------------------------
 // S3 (moto)
 // ---------------------------------------------------------------------------------------
@@ -101,9 +112,11 @@ impl S3Server {
     pub fn start_with_env(env: &[(&str, &str)]) -> S3Server {
         let process = ServerProcess::start(Spec {
             name: "moto",
-            modules: &["moto", "flask", "flask_cors"],
-            module: "moto.server",
-            prelude: "",
+            program: Program::Python {
+                modules: &["moto", "flask", "flask_cors"],
+                module: "moto.server",
+                prelude: "",
+            },
             args: &|port, _dir| {
                 vec![
                     "-H".into(),
@@ -255,9 +268,11 @@ impl WebDavServer {
     fn start_inner(auth: Option<(&str, &str)>) -> WebDavServer {
         let process = ServerProcess::start(Spec {
             name: "wsgidav",
-            modules: &["wsgidav", "cheroot"],
-            module: "wsgidav.server.server_cli",
-            prelude: "",
+            program: Program::Python {
+                modules: &["wsgidav", "cheroot"],
+                module: "wsgidav.server.server_cli",
+                prelude: "",
+            },
             args: &|port, dir| {
                 let root = dir.join("root");
                 fs::create_dir_all(&root).expect("create the WebDAV root");
@@ -369,9 +384,11 @@ impl GcsEmulator {
     fn start_inner(compat: bool) -> GcsEmulator {
         let process = ServerProcess::start(Spec {
             name: "gcp-storage-emulator",
-            modules: &["gcp_storage_emulator"],
-            module: "gcp_storage_emulator",
-            prelude: if compat { GCS_COMPAT } else { "" },
+            program: Program::Python {
+                modules: &["gcp_storage_emulator"],
+                module: "gcp_storage_emulator",
+                prelude: if compat { GCS_COMPAT } else { "" },
+            },
             args: &|port, _dir| {
                 vec![
                     "start".into(),
@@ -528,24 +545,315 @@ _srv.HANDLERS = tuple((regex, _patched(h)) for regex, h in _srv.HANDLERS)
 "#;
 
 // ---------------------------------------------------------------------------------------
+// Azure Blob Storage (Azurite)
+// ---------------------------------------------------------------------------------------
+
+/// The Azurite release `scripts/test.sh` installs with npm (keep the two the same): the last
+/// one that runs on Node.js 20 (3.36 needs Node.js 21, 3.37 Node.js 22).
+pub const AZURITE_PACKAGE: &str = "azurite@3.35.0";
+
+/// Where `scripts/test.sh` installs it (`npm install --prefix`), so that nothing global
+/// changes. `COFFER_TEST_AZURITE` names another `azurite-blob` script.
+pub const AZURITE_PREFIX: &str = "/var/tmp/coffer-test-tools/azurite";
+
+/// Azurite's one storage account.
+pub const AZURITE_ACCOUNT: &str = "devstoreaccount1";
+
+/// Its key: public, the same in every Azurite (Microsoft documents it).
+pub const AZURITE_KEY: &str =
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==";
+
+/// The REST API version the helpers use (`x-ms-version`, and the SAS's `sv`): the one
+/// OpenDAL 0.59's azblob service sends.
+pub const AZURE_API_VERSION: &str = "2022-11-02";
+
+/// Azurite's Blob service (the Azure Blob Storage REST API) at `endpoint`, in memory, with
+/// its one account [`AZURITE_ACCOUNT`] and key [`AZURITE_KEY`]. Only the blob service runs
+/// (`azurite-blob`, no queue or table service), without telemetry, in strict mode (no
+/// `--loose`, no `--skipApiVersionCheck`: OpenDAL needs neither).
+///
+/// OpenDAL's azblob service works against it as released: `endpoint` is this `endpoint`
+/// (the account is the first path segment), with `account_name` and `account_key` (Shared
+/// Key) or `sas_token`, plus `container` and `root`. Create the container first. For the
+/// coffer command: `azblob://CONTAINER/FOLDER?endpoint=ENDPOINT` with `AZURE_STORAGE_ACCOUNT`
+/// and `AZURE_STORAGE_KEY` (or `AZURE_STORAGE_SAS_TOKEN`) in its environment.
+///
+/// Azurite refuses anonymous requests (403) to anything but public containers, so the
+/// helpers here authenticate with `sas_token`: an account SAS for the blob service (all
+/// resource types, permissions `racwdl`, expiring in 2100) signed once, at start, with the
+/// account key. That is one HMAC-SHA256 over a fixed string, where Shared Key would sign
+/// every request over its canonicalized headers.
+pub struct AzuriteServer {
+    /// `http://127.0.0.1:PORT/devstoreaccount1`
+    pub endpoint: String,
+    pub addr: SocketAddr,
+    /// [`AZURITE_ACCOUNT`]
+    pub account_name: String,
+    /// [`AZURITE_KEY`] (base64)
+    pub account_key: String,
+    /// An account SAS as a query string without `?` (`sv=…&sig=…`), accepted for every
+    /// blob request of the account; what the helpers send.
+    pub sas_token: String,
+    /// How long the server took to answer its first request.
+    pub startup: Duration,
+    process: ServerProcess,
+}
+
+impl AzuriteServer {
+    pub fn start() -> AzuriteServer {
+        let script = azurite_blob();
+        let process = ServerProcess::start(Spec {
+            name: "azurite",
+            program: Program::Node { script: &script },
+            args: &|port, _dir| {
+                // In memory (then --location is refused; the working directory is the
+                // temporary directory); no --silent: the log shows each request.
+                vec![
+                    "--blobHost".into(),
+                    "127.0.0.1".into(),
+                    "--blobPort".into(),
+                    port.to_string(),
+                    "--inMemoryPersistence".into(),
+                    "--disableTelemetry".into(),
+                ]
+            },
+            env: &[],
+            server_header: "Azurite-Blob",
+        });
+        AzuriteServer {
+            endpoint: format!("http://{}/{AZURITE_ACCOUNT}", process.addr),
+            addr: process.addr,
+            account_name: AZURITE_ACCOUNT.into(),
+            account_key: AZURITE_KEY.into(),
+            sas_token: account_sas(AZURITE_ACCOUNT, AZURITE_KEY),
+            startup: process.startup,
+            process,
+        }
+    }
+
+    /// Where the server's output goes.
+    pub fn log_path(&self) -> &Path {
+        &self.process.log
+    }
+
+    /// Creates a (private) container; panics unless Azurite says 201. Names are 3 to 63
+    /// lowercase letters, digits and dashes.
+    pub fn create_container(&self, name: &str) {
+        let resp = self.request("PUT", &format!("/{name}?restype=container"), &[], b"");
+        assert_eq!(
+            resp.status,
+            201,
+            "Azurite: create container {name}: {}",
+            resp.text()
+        );
+    }
+
+    /// The stored bytes of a blob, or None if it does not exist.
+    pub fn get_blob(&self, container: &str, name: &str) -> Option<Vec<u8>> {
+        let resp = self.request("GET", &blob_path(container, name), &[], b"");
+        match resp.status {
+            200 => Some(resp.body),
+            404 => None,
+            s => panic!("Azurite: GET {container}/{name}: {s} {}", resp.text()),
+        }
+    }
+
+    /// Stores a block blob directly (to plant or corrupt data behind the client's back).
+    pub fn put_blob(&self, container: &str, name: &str, bytes: &[u8]) {
+        let headers = [
+            ("x-ms-blob-type", "BlockBlob"),
+            ("Content-Type", "application/octet-stream"),
+        ];
+        let resp = self.request("PUT", &blob_path(container, name), &headers, bytes);
+        assert_eq!(
+            resp.status,
+            201,
+            "Azurite: PUT {container}/{name}: {}",
+            resp.text()
+        );
+    }
+
+    /// Deletes a blob (no error if it is missing).
+    pub fn delete_blob(&self, container: &str, name: &str) {
+        let resp = self.request("DELETE", &blob_path(container, name), &[], b"");
+        assert!(
+            resp.status == 202 || resp.status == 404,
+            "Azurite: DELETE {container}/{name}: {} {}",
+            resp.status,
+            resp.text()
+        );
+    }
+
+    /// The names of the (committed) blobs in a container under `prefix`, in order (all
+    /// pages).
+    pub fn list_blobs(&self, container: &str, prefix: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut marker = String::new();
+        loop {
+            let mut path = format!(
+                "/{container}?restype=container&comp=list&prefix={}",
+                pct(prefix, false)
+            );
+            if !marker.is_empty() {
+                path.push_str(&format!("&marker={}", pct(&marker, false)));
+            }
+            let resp = self.request("GET", &path, &[], b"");
+            assert_eq!(
+                resp.status,
+                200,
+                "Azurite: list {container}: {}",
+                resp.text()
+            );
+            let xml = resp.text();
+            // Without a delimiter, <Name> only appears in <Blob> (the container's name is
+            // an attribute); the last page has an empty <NextMarker/>.
+            names.extend(xml_values(&xml, "Name"));
+            marker = xml_values(&xml, "NextMarker").pop().unwrap_or_default();
+            if marker.is_empty() {
+                return names;
+            }
+        }
+    }
+
+    /// A raw request with `x-ms-version` and [`AzuriteServer::sas_token`] added. `path` is
+    /// under the account (`/container/blob?query`), already encoded.
+    pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> HttpResponse {
+        let sep = if path.contains('?') { '&' } else { '?' };
+        let path = format!("/{}{path}{sep}{}", self.account_name, self.sas_token);
+        let mut all = vec![("x-ms-version", AZURE_API_VERSION)];
+        all.extend_from_slice(headers);
+        http(self.addr, method, &path, &all, body)
+    }
+}
+
+/// The `azurite-blob` script: `COFFER_TEST_AZURITE`, else the one under [`AZURITE_PREFIX`].
+fn azurite_blob() -> PathBuf {
+    std::env::var_os("COFFER_TEST_AZURITE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(AZURITE_PREFIX).join("node_modules/.bin/azurite-blob"))
+}
+
+fn blob_path(container: &str, name: &str) -> String {
+    format!("/{container}/{}", pct(name, true))
+}
+
+/// An account SAS (a query string) for the blob service: all resource types, permissions
+/// read, add, create, write, delete and list, no start time, expiring in 2100, any
+/// protocol. Since version 2020-12-06 the signature is the base64 HMAC-SHA256, keyed with
+/// the decoded account key, of `account \n permissions \n services \n resource types \n
+/// start \n expiry \n IP range \n protocol \n version \n encryption scope \n`.
+fn account_sas(account: &str, key_base64: &str) -> String {
+    use hmac::{Hmac, Mac};
+    let key = base64_decode(key_base64).expect("the account key is base64");
+    let (permissions, services, types) = ("racwdl", "b", "sco");
+    let expiry = "2100-01-01T00:00:00Z";
+    let version = AZURE_API_VERSION;
+    let to_sign =
+        format!("{account}\n{permissions}\n{services}\n{types}\n\n{expiry}\n\n\n{version}\n\n");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(&key).expect("HMAC takes any key");
+    mac.update(to_sign.as_bytes());
+    let signature = base64(&mac.finalize().into_bytes());
+    format!(
+        "sv={version}&ss={services}&srt={types}&sp={permissions}&se={}&sig={}",
+        pct(expiry, false),
+        pct(&signature, false)
+    )
+}
+
+// ---------------------------------------------------------------------------------------
 // The server processes
 // ---------------------------------------------------------------------------------------
 
 struct Spec<'a> {
     /// For messages.
     name: &'a str,
-    /// Python modules that must import, else "not installed".
-    modules: &'a [&'a str],
-    /// Run as `__main__`.
-    module: &'a str,
-    /// Python code run first (patches to the server).
-    prelude: &'a str,
+    program: Program<'a>,
     /// Command-line arguments for a port; may write files into the temporary directory.
     args: &'a dyn Fn(u16, &Path) -> Vec<String>,
     env: &'a [(&'a str, &'a str)],
     /// A text in the `Server` header of the first answer, so that another program that
     /// happens to listen on the port is not taken for this one.
     server_header: &'a str,
+}
+
+/// What runs a server, and what its interpreter needs.
+enum Program<'a> {
+    /// A Python module run by [`LAUNCHER`].
+    Python {
+        /// Modules that must import, else "not installed".
+        modules: &'a [&'a str],
+        /// Run as `__main__`.
+        module: &'a str,
+        /// Python code run first (patches to the server).
+        prelude: &'a str,
+    },
+    /// A Node.js script run by [`NODE_LAUNCHER`]; "not installed" when it does not exist.
+    Node { script: &'a Path },
+}
+
+impl Program<'_> {
+    /// The command (without the server's arguments) and how it reads in messages.
+    fn command(&self) -> (Command, String) {
+        match self {
+            Program::Python {
+                modules,
+                module,
+                prelude,
+            } => {
+                let mut cmd = Command::new(python());
+                cmd.arg("-c")
+                    .arg(LAUNCHER)
+                    .arg(modules.join(","))
+                    .arg(module)
+                    .arg(prelude)
+                    .env("PYTHONUNBUFFERED", "1")
+                    .env("PYTHONDONTWRITEBYTECODE", "1");
+                (cmd, format!("{} -m {module}", python()))
+            }
+            Program::Node { script } => {
+                let mut cmd = Command::new(node());
+                cmd.arg("-e").arg(NODE_LAUNCHER).arg("--").arg(script);
+                // Azurite reads these: other accounts, a SQL database for its metadata.
+                cmd.env_remove("AZURITE_ACCOUNTS").env_remove("AZURITE_DB");
+                (cmd, format!("{} {}", node(), script.display()))
+            }
+        }
+    }
+
+    /// The interpreter, for messages.
+    fn interpreter(&self) -> String {
+        match self {
+            Program::Python { .. } => python(),
+            Program::Node { .. } => node(),
+        }
+    }
+
+    /// How to install the interpreter, for messages.
+    fn runtime(&self) -> &'static str {
+        match self {
+            Program::Python { .. } => "Python 3",
+            Program::Node { .. } => "Node.js",
+        }
+    }
+
+    /// How to install the server, for messages.
+    fn install_hint(&self) -> String {
+        match self {
+            Program::Python { .. } => format!(
+                "run scripts/test.sh, which installs the test servers (pip install {PIP_PACKAGES})"
+            ),
+            Program::Node { .. } => format!(
+                "run scripts/test.sh, which installs it (npm install --prefix {AZURITE_PREFIX} \
+                 {AZURITE_PACKAGE}), or set COFFER_TEST_AZURITE to an azurite-blob script"
+            ),
+        }
+    }
 }
 
 struct ServerProcess {
@@ -562,6 +870,11 @@ struct ServerProcess {
 /// The Python interpreter: `COFFER_TEST_PYTHON`, else `python3` from PATH.
 fn python() -> String {
     std::env::var("COFFER_TEST_PYTHON").unwrap_or_else(|_| "python3".into())
+}
+
+/// The Node.js interpreter: `COFFER_TEST_NODE`, else `node` from PATH.
+fn node() -> String {
+    std::env::var("COFFER_TEST_NODE").unwrap_or_else(|_| "node".into())
 }
 
 impl ServerProcess {
@@ -596,16 +909,23 @@ impl ServerProcess {
         let err = out.try_clone().expect("clone the log handle");
         let args = (spec.args)(port, dir.path());
 
-        let mut cmd = Command::new(python());
-        cmd.arg("-c")
-            .arg(LAUNCHER)
-            .arg(spec.modules.join(","))
-            .arg(spec.module)
-            .arg(spec.prelude)
-            .args(&args)
+        if let Program::Node { script } = spec.program {
+            if !script.exists() {
+                return Err(StartFailure {
+                    port_taken: false,
+                    dir: None,
+                    message: format!(
+                        "{} is not installed ({} does not exist): {}",
+                        spec.name,
+                        script.display(),
+                        spec.program.install_hint()
+                    ),
+                });
+            }
+        }
+        let (mut cmd, program) = spec.program.command();
+        cmd.args(&args)
             .current_dir(dir.path())
-            .env("PYTHONUNBUFFERED", "1")
-            .env("PYTHONDONTWRITEBYTECODE", "1")
             .stdin(Stdio::piped())
             .stdout(Stdio::from(out))
             .stderr(Stdio::from(err))
@@ -614,7 +934,7 @@ impl ServerProcess {
         for (k, v) in spec.env {
             cmd.env(k, v);
         }
-        let command_line = format!("{} -m {} {}", python(), spec.module, args.join(" "));
+        let command_line = format!("{program} {}", args.join(" "));
         let started = Instant::now();
         let child = match cmd.spawn() {
             Ok(c) => c,
@@ -623,10 +943,11 @@ impl ServerProcess {
                     port_taken: false,
                     dir: None,
                     message: format!(
-                        "{}: cannot run {}: {e}; install Python 3 and run scripts/test.sh, \
-                         which installs the test servers (pip install {PIP_PACKAGES})",
+                        "{}: cannot run {}: {e}; install {} and {}",
                         spec.name,
-                        python()
+                        spec.program.interpreter(),
+                        spec.program.runtime(),
+                        spec.program.install_hint()
                     ),
                 });
             }
@@ -649,9 +970,9 @@ impl ServerProcess {
                         port_taken: false,
                         dir: None,
                         message: format!(
-                            "{} is not installed: run scripts/test.sh, which installs the test \
-                             servers (pip install {PIP_PACKAGES})\n{}",
+                            "{} is not installed: {}\n{}",
                             spec.name,
+                            spec.program.install_hint(),
                             log_text.trim()
                         ),
                     });
@@ -992,4 +1313,27 @@ fn base64(data: &[u8]) -> String {
         }
     }
     out
+}
+
+/// Decodes standard base64 (padding optional); None on any other character.
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    let (mut acc, mut bits) = (0u32, 0);
+    for c in text.bytes().filter(|&c| c != b'=') {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        };
+        acc = ((acc << 6) | u32::from(v)) & 0xffff;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    Some(out)
 }

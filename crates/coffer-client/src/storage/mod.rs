@@ -48,13 +48,18 @@ const SEGMENTS_DIR: &str = "segments/";
 const BACKUP_SUFFIX: &str = ".coffer";
 const MANIFEST_SUFFIX: &str = ".segments";
 const PART_SUFFIX: &str = ".part";
-/// Bytes per read request.
-pub const IO_CHUNK: usize = 4 << 20;
-/// Bytes per multipart part and per segment: above S3's 5 MiB minimum, small enough that
-/// a few in flight keep memory bounded.
-pub const PART_SIZE: usize = 8 << 20;
-/// Parts uploaded at once by multipart uploads.
-const UPLOAD_CONCURRENCY: usize = 3;
+/// Bytes per read request, and reads in flight, from a local folder and from a provider.
+/// Over a network, bigger reads and more of them in flight hide the latency (measured
+/// against a local S3 server: 4 MiB x 2 took 1.8x as long as 8 MiB x 4); each costs
+/// memory, so a folder keeps to less (docs/PERFORMANCE.md).
+const LOCAL_READS: (usize, usize) = (4 << 20, 2);
+const REMOTE_READS: (usize, usize) = (8 << 20, 4);
+/// Bytes per multipart part and per segment: S3's minimum part size, so that the parts in
+/// flight keep peak memory under 64 MiB.
+pub const PART_SIZE: usize = 5 << 20;
+/// Parts uploaded at once by multipart uploads. Each costs `PART_SIZE` of memory; a third
+/// measured no faster against a local S3 server and took peak memory past 64 MiB.
+const UPLOAD_CONCURRENCY: usize = 2;
 
 /// One complete backup in storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -261,6 +266,12 @@ impl Storage {
         &self.url
     }
 
+    /// Whether uploads hold parts in memory (any provider but a local folder), so that the
+    /// rest of a backup must make room for them.
+    pub fn buffers_uploads(&self) -> bool {
+        matches!(self.url, StorageUrl::Remote(_))
+    }
+
     /// All complete backups, oldest first.
     pub async fn list(&self) -> Result<Vec<StoredBackup>, ClientError> {
         let mut out = Vec::new();
@@ -358,7 +369,7 @@ impl Storage {
         Ok(out)
     }
 
-    /// Streams a whole backup in pieces of about [`IO_CHUNK`] bytes, with a few reads in
+    /// Streams a whole backup in pieces of a few MiB, with a few reads in
     /// flight where the provider allows it. Each read is retried on its own.
     pub async fn stream(&self, backup: &StoredBackup) -> Result<BackupStream, ClientError> {
         Ok(BackupStream {
@@ -366,6 +377,10 @@ impl Storage {
             shared: self.shared.clone(),
             pending: backup.pieces().into(),
             current: None,
+            reads: match self.url {
+                StorageUrl::Fs { .. } => LOCAL_READS,
+                StorageUrl::Remote(_) => REMOTE_READS,
+            },
             segmented: backup.segments.is_some().then(|| backup.id.clone()),
         })
     }
@@ -433,9 +448,25 @@ impl Storage {
     ) -> Result<Vec<opendal::Entry>, ClientError> {
         match self.op.list(dir).await {
             Ok(entries) => Ok(entries.into_iter().filter(|e| e.path() != dir).collect()),
+            // An object store lists a missing prefix as empty: its "not found" can only
+            // mean that the bucket or container itself is missing.
+            Err(e)
+                if self.is_object_store()
+                    && (e.kind() == ErrorKind::NotFound
+                        || http_status(&e.to_string()) == Some(404)) =>
+            {
+                Err(ClientError::StorageMissing(self.url.display()))
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(Vec::new()),
             Err(e) => Err(self.shared.err(action, e)),
         }
+    }
+
+    fn is_object_store(&self) -> bool {
+        matches!(
+            &self.url,
+            StorageUrl::Remote(r) if matches!(r.provider, Provider::S3 | Provider::Gcs | Provider::Azblob)
+        )
     }
 
     /// Deletes a backup. The listed object goes first, so that an interrupted delete
@@ -460,12 +491,14 @@ impl Storage {
     }
 }
 
-/// The pieces of a backup being downloaded.
+/// The pieces of a backup being downloaded, each read in a few requests in flight.
 pub struct BackupStream {
     op: Operator,
     shared: Arc<Shared>,
     pending: VecDeque<(String, u64)>,
     current: Option<(String, opendal::BufferStream)>,
+    /// Bytes per read, and reads in flight.
+    reads: (usize, usize),
     /// The backup's id, when it is stored in segments.
     segmented: Option<String>,
 }
@@ -491,8 +524,8 @@ impl BackupStream {
             let opened = async {
                 self.op
                     .reader_with(&path)
-                    .chunk(IO_CHUNK)
-                    .concurrent(2)
+                    .chunk(self.reads.0)
+                    .concurrent(self.reads.1)
                     .await?
                     .into_stream(0..size)
                     .await
