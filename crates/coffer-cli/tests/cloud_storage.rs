@@ -470,6 +470,53 @@ fn azure_cut_mid_upload() {
     cut_mid_upload(Server::azure());
 }
 
+/// A download cut halfway resumes where it stopped, and the restore completes (a download
+/// that keeps making progress keeps going); a server whose answers are always cut before
+/// any data fails cleanly once the retries are spent.
+fn cut_mid_download(server: Server) {
+    let (proxy, d) = behind_proxy(&server, "retries=3");
+    let src = data(&d, 12 << 20);
+    d.backup(&[&src]);
+    proxy.set(Fault::CutDownload {
+        after_bytes: 4 << 20,
+        times: Some(1),
+    });
+    let target = d.path("restored");
+    d.coffer()
+        .arg("restore")
+        .arg("--into")
+        .arg(&target)
+        .run()
+        .ok()
+        .stderr_has("retry 1 of 3");
+    assert_eq!(proxy.stats().cut, 1);
+    assert_same_tree(&src, &target.join(src.file_name().unwrap()));
+
+    proxy.set(Fault::CutDownload {
+        after_bytes: 100,
+        times: None,
+    });
+    let again = d.path("again");
+    d.coffer()
+        .arg("restore")
+        .arg("--into")
+        .arg(&again)
+        .run()
+        .code(IO)
+        .stderr_has("kept failing, also when retried");
+    assert_nothing_left(&again);
+}
+
+#[test]
+fn s3_cut_mid_download() {
+    cut_mid_download(Server::s3());
+}
+
+#[test]
+fn webdav_cut_mid_download() {
+    cut_mid_download(Server::webdav());
+}
+
 fn server_errors(server: Server) {
     let (proxy, d) = behind_proxy(&server, "retries=3");
     let src = data(&d, 9 << 20);

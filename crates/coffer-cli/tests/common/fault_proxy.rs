@@ -52,6 +52,11 @@ pub enum Fault {
         after_bytes: u64,
         times: Option<u32>,
     },
+    /// Mid-download cut: like `CutUpload`, for the bytes from server to client.
+    CutDownload {
+        after_bytes: u64,
+        times: Option<u32>,
+    },
     /// Answers a request with this HTTP status (and a small S3-style XML error) instead of
     /// forwarding it, then closes the connection. Applies to the next `times` new connections
     /// that send a request head (None = all). The request body (per Content-Length) is read
@@ -141,6 +146,7 @@ impl FaultProxy {
         let mut s = lock(&self.shared.state);
         s.left = match fault {
             Fault::CutUpload { times, .. }
+            | Fault::CutDownload { times, .. }
             | Fault::ErrorStatus { times, .. }
             | Fault::CorruptDownload { times, .. } => times,
             _ => None,
@@ -389,7 +395,11 @@ fn pump(
         let (mut len, mut cut, mut flipped) = (n, false, false);
         let end = total + n as u64;
         match *fault {
-            Fault::CutUpload { after_bytes, .. } if up && !decided && end >= after_bytes => {
+            Fault::CutUpload { after_bytes, .. } | Fault::CutDownload { after_bytes, .. }
+                if up == matches!(fault, Fault::CutUpload { .. })
+                    && !decided
+                    && end >= after_bytes =>
+            {
                 decided = true;
                 if shared.claim(gen) {
                     (len, cut) = ((after_bytes - total) as usize, true);
