@@ -192,7 +192,8 @@ const OWN_KEYS: &[&str] = &["timeout", "retries", "upload"];
 
 /// The default limit on one storage request, and on each read or write within one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-/// How many times a failed request is retried by default (with backoff: about 30 s in all).
+/// How many times a failed request is retried by default. The backoff doubles from 0.5 s,
+/// with jitter: 15 to 30 s in all.
 pub const DEFAULT_RETRIES: usize = 5;
 
 /// A parsed storage location. Only what the URL names: secrets never appear here.
