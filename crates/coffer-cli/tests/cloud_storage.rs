@@ -819,3 +819,46 @@ fn webdav_damaged_segments_are_detected() {
     std::fs::write(&list_file, good).unwrap();
     assert_eq!(d.list_ids(), [id]);
 }
+
+/// Credentials can live in the profile's `[storage_options]` instead of the environment;
+/// they survive the profile being rewritten and are never shown.
+#[test]
+fn credentials_from_the_profile() {
+    let server = Server::webdav();
+    let url = server.url(&server.addr().to_string(), "");
+    let mut d = Device::enable(&server, &url);
+    d.env.clear();
+    let src = data(&d, 1 << 10);
+    d.coffer()
+        .arg("backup")
+        .arg(&src)
+        .run()
+        .code(IO)
+        .stderr_has("access denied");
+    let config = d.profile.join("config.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!("\n[storage_options]\npassword = \"{SECRET}\"\n"));
+    std::fs::write(&config, text).unwrap();
+    let first = d.backup(&[&src]);
+    let second = d.backup(&[&src]);
+    assert_eq!(d.list_ids(), [first, second]);
+    assert!(std::fs::read_to_string(&config)
+        .unwrap()
+        .contains("[storage_options]"));
+    for args in [vec!["status"], vec!["--json", "status"], vec!["list"]] {
+        let out = d.coffer().args(&args).run();
+        out.ok();
+        assert!(!out.stdout.contains(SECRET) && !out.stderr.contains(SECRET));
+    }
+    // Settings that are not the provider's are refused by name.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[storage_options]\n",
+        "[storage_options]\ncolour = \"blue\"\n",
+    );
+    std::fs::write(&config, text).unwrap();
+    d.coffer()
+        .arg("list")
+        .run()
+        .code(USAGE)
+        .stderr_has("\"colour\" is not a webdav:// setting");
+}
