@@ -690,6 +690,26 @@ fn webdav_abandoned_segments_are_cleaned_up() {
         unreachable!()
     };
     let segments = dav.root.join("dav/phone/segments");
+    let backups = dav.root.join("dav/phone/backups");
+    // Two complete backups from long ago, made by renaming fresh ones: one intact, one
+    // whose segment list is damaged. Age alone must never remove a backup's segments.
+    let mut old = Vec::new();
+    for (n, old_id) in [
+        "20210101T000000000Z-00c0ffee",
+        "20210102T000000000Z-00c0ffee",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let id = d.backup(&[&src]);
+        std::fs::rename(segments.join(&id), segments.join(old_id)).unwrap();
+        let list = backups.join(format!("{old_id}.segments"));
+        std::fs::rename(backups.join(format!("{id}.segments")), &list).unwrap();
+        if n == 1 {
+            std::fs::write(&list, b"damaged").unwrap();
+        }
+        old.push(old_id.to_string());
+    }
     for id in [
         "20200101T000000000Z-0badc0de",
         "29990101T000000000Z-0badc0de",
@@ -704,7 +724,8 @@ fn webdav_abandoned_segments_are_cleaned_up() {
         segments.join(&kept).exists(),
         "a complete backup's segments stay"
     );
-    assert_listed_backups_intact(&d, &[&kept]);
+    assert!(segments.join(&old[0]).exists() && segments.join(&old[1]).exists());
+    assert_listed_backups_intact(&d, &[&old[0], &kept]);
 }
 
 /// A missing bucket is an error that says so, not an empty listing.

@@ -26,7 +26,6 @@ mod prune;
 mod upload;
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
@@ -93,8 +92,6 @@ type NoticeHook = Box<dyn Fn(&str) + Send + Sync>;
 struct Shared {
     secrets: Vec<Zeroizing<String>>,
     on_notice: Mutex<Option<NoticeHook>>,
-    /// Retries so far, to tell "failed" from "kept failing" in the final error.
-    retried: AtomicUsize,
 }
 
 impl Shared {
@@ -108,22 +105,23 @@ impl Shared {
     fn err(&self, action: &'static str, e: opendal::Error) -> ClientError {
         let text = e.to_string();
         let status = http_status(&text);
-        let hint = match (e.kind(), status) {
-            (ErrorKind::PermissionDenied, _) | (_, Some(401 | 403)) => {
-                "access denied; check the credentials and permissions".to_string()
-            }
-            (ErrorKind::ConfigInvalid, _) => "the storage settings are invalid".to_string(),
+        // `transient`: a later try may well work, even once the retries are spent.
+        let (hint, transient) = match (e.kind(), status) {
+            (ErrorKind::PermissionDenied, _) | (_, Some(401 | 403)) => (
+                "access denied; check the credentials and permissions",
+                false,
+            ),
+            (ErrorKind::ConfigInvalid, _) => ("the storage settings are invalid", false),
             (ErrorKind::NotFound, _) | (_, Some(404)) => {
-                "not found; does the bucket or folder exist?".to_string()
+                ("not found; does the bucket or folder exist?", false)
             }
             (ErrorKind::RateLimited, _) | (_, Some(429)) => {
-                "the provider is limiting the request rate".to_string()
+                ("the provider is limiting the request rate", true)
             }
-            _ if text.contains("timeout reached") => "timed out".to_string(),
-            _ if self.retried.load(Ordering::Relaxed) > 0 => {
-                "the provider kept failing, also when retried".to_string()
-            }
-            _ => String::new(),
+            _ if text.contains("timeout reached") => ("timed out", true),
+            // The retry layer marks a temporary error it gave up on as persistent.
+            _ if e.is_persistent() => ("the provider kept failing, also when retried", true),
+            _ => ("", e.is_temporary() || status.is_some_and(|s| s >= 500)),
         };
         let status = status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
         // OpenDAL's text ends with the provider's answer, often several lines of XML or
@@ -136,12 +134,7 @@ impl Shared {
         };
         ClientError::Storage {
             action,
-            // After the retries are spent the error is no longer "temporary", but a
-            // later try may well work.
-            retryable: e.is_temporary()
-                || hint.starts_with("timed out")
-                || hint.starts_with("the provider")
-                || status.contains("HTTP 5"),
+            retryable: transient,
             message: location::scrub(&message, &self.secrets),
         }
     }
@@ -220,7 +213,6 @@ impl Storage {
                     .with_max_delay(Duration::from_secs(20))
                     .with_max_times(retries)
                     .with_notify(move |ev: opendal::layers::RetryEvent<'_>| {
-                        notify.retried.fetch_add(1, Ordering::Relaxed);
                         notify.notice(&format!(
                             "storage {} failed ({}); retry {} of {} in {:.1} s",
                             ev.op,
@@ -399,7 +391,7 @@ impl Storage {
 
     /// Removes what crashed or killed backups left more than `max_age` ago (younger ones
     /// may still be running on another device): parts in `incomplete/` and segments
-    /// without a manifest. Returns how many uploads were removed.
+    /// without a segment list in `backups/`. Returns how many uploads were removed.
     pub async fn remove_stale_uploads(&self, max_age: Duration) -> Result<usize, ClientError> {
         let now = SystemTime::now();
         let old = |id: &str| {
@@ -426,7 +418,14 @@ impl Storage {
         }
         let segmented = self.list_dir(SEGMENTS_DIR, "list segments").await?;
         if !segmented.is_empty() {
-            let complete: HashSet<String> = self.list().await?.into_iter().map(|b| b.id).collect();
+            // A segment list's presence is what makes segments part of a backup: whether
+            // the list reads well does not matter here, and needs no download.
+            let complete: HashSet<String> = self
+                .list_dir(BACKUPS_DIR, "list backups")
+                .await?
+                .iter()
+                .filter_map(|e| e.name().strip_suffix(MANIFEST_SUFFIX).map(str::to_string))
+                .collect();
             for entry in segmented {
                 let id = entry.name().trim_end_matches('/');
                 if old(id) && !complete.contains(id) {
