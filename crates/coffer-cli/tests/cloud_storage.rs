@@ -228,6 +228,13 @@ impl Device {
             .collect()
     }
 
+    /// Restores the newest backup into a new folder and checks it equals `src`.
+    #[track_caller]
+    fn assert_restores(&self, src: &Path, into: &str) {
+        let target = self.restore(into, None);
+        assert_same_tree(src, &target.join(src.file_name().unwrap()));
+    }
+
     /// Restores the newest backup (or `id`) into a new folder and returns it.
     #[track_caller]
     fn restore(&self, into: &str, id: Option<&str>) -> PathBuf {
@@ -354,8 +361,7 @@ fn full_cycle(server: Server) {
         names.iter().all(|n| n.contains(&third)),
         "left after prune: {names:?}"
     );
-    let again = d.restore("after-prune", None);
-    assert_same_tree(&src, &again.join(src.file_name().unwrap()));
+    d.assert_restores(&src, "after-prune");
 }
 
 trait CallEnv {
@@ -451,8 +457,7 @@ fn cut_mid_upload(server: Server) {
     out.code(IO).stderr_has("upload").stderr_has("kept failing");
     proxy.clear();
     assert_listed_backups_intact(&d, &[&kept, &retried]);
-    let restored = d.restore("restored", None);
-    assert_same_tree(&src, &restored.join(src.file_name().unwrap()));
+    d.assert_restores(&src, "restored");
 }
 
 #[test]
@@ -532,8 +537,7 @@ fn server_errors(server: Server) {
         status: 500,
         times: Some(2),
     });
-    let restored = d.restore("restored", None);
-    assert_same_tree(&src, &restored.join(src.file_name().unwrap()));
+    d.assert_restores(&src, "restored");
     assert_eq!(proxy.stats().error_responses, 4);
 
     // A server that keeps failing: a clear error once the retries are spent, and the
@@ -575,8 +579,7 @@ fn slow_network_still_completes() {
         piece: 16 << 10,
     });
     let id = d.backup(&[&src]);
-    let restored = d.restore("restored", None);
-    assert_same_tree(&src, &restored.join(src.file_name().unwrap()));
+    d.assert_restores(&src, "restored");
     assert_eq!(d.list_ids(), [id]);
 }
 
@@ -624,8 +627,7 @@ fn corrupted_download(server: Server) {
 
     // The stored backup itself was never damaged.
     proxy.clear();
-    let restored = d.restore("restored", None);
-    assert_same_tree(&src, &restored.join(src.file_name().unwrap()));
+    d.assert_restores(&src, "restored");
 }
 
 #[test]
