@@ -1,42 +1,53 @@
-//! Requests to and responses from a vault, as the front-end relays them. OPAQUE messages
-//! travel as their serialized bytes; the front-end cannot read any of them usefully.
+//! Requests to and responses from a vault. They travel only inside the end-to-end channel
+//! ([`crate::channel`]), serialized as JSON with byte fields in lower-case hex; OPAQUE
+//! messages are their `opaque-ke` serializations.
 
 use serde::{Deserialize, Serialize};
 
 use crate::suite::KsfParams;
 
-/// Proof that the caller may replace or delete a live record (spec §3.4).
+/// Proof that the caller holds K, for replacing or deleting a live record (spec §3.4):
+/// `HMAC-SHA256(auth key, label || account || challenge || operation || request)`, where the
+/// auth key is derived from K and the challenge is the single-use nonce the vault issued
+/// last ([`Request::Challenge`]). It is never a static value: each one is good for one
+/// request, once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Authorization {
-    /// 32 bytes derived from K (`HKDF(K, "coffer/v1/vault/k-proof")`): proves the caller
-    /// holds the backup key.
-    Key(#[serde(with = "crate::hex")] Vec<u8>),
-    /// 32 bytes derived from the session key of the last successful recovery: proves the
-    /// caller knew the password. Single use.
-    Session(#[serde(with = "crate::hex")] Vec<u8>),
+#[serde(deny_unknown_fields)]
+pub struct Authorization {
+    #[serde(with = "crate::hex")]
+    pub mac: Vec<u8>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Request {
-    /// OPAQUE registration, first message (`RegistrationRequest`).
+    /// Whether a record exists, and its guess budget.
+    Status,
+    /// A fresh single-use nonce for the next [`Authorization`] (live records only).
+    Challenge,
+    /// OPAQUE registration, first message (`RegistrationRequest`). The vault picks a fresh
+    /// registration id, so the OPRF is evaluated under a key no login has used. Over a live
+    /// record it needs an [`Authorization`] bound to this request.
     RegisterStart {
         #[serde(with = "crate::hex")]
         request: Vec<u8>,
+        authorization: Option<Authorization>,
     },
-    /// OPAQUE registration upload, with the client-sealed K blob. Over a live record it
-    /// needs an [`Authorization`] (this is also how a password is changed).
+    /// OPAQUE registration upload for the registration id the vault gave at
+    /// `RegisterStart`, with the client-sealed K blob, the auth key derived from K, and the
+    /// Argon2id parameters used.
     RegisterFinish {
+        #[serde(with = "crate::hex")]
+        registration_id: Vec<u8>,
         #[serde(with = "crate::hex")]
         upload: Vec<u8>,
         #[serde(with = "crate::hex")]
         k_blob: Vec<u8>,
-        /// SHA-256 of the K proof, so that K can later authorize changes.
         #[serde(with = "crate::hex")]
-        k_verifier: Vec<u8>,
+        auth_key: Vec<u8>,
         ksf: KsfParams,
-        authorization: Option<Authorization>,
     },
-    /// OPAQUE login, first message (`CredentialRequest`). Consumes a guess.
+    /// OPAQUE login, first message (`CredentialRequest`). Spends a guess.
     RecoverStart {
         #[serde(with = "crate::hex")]
         request: Vec<u8>,
@@ -46,17 +57,40 @@ pub enum Request {
         #[serde(with = "crate::hex")]
         finalization: Vec<u8>,
     },
-    /// Removes a live record (with authorization) or a locked tombstone.
+    /// Removes a live record (with an [`Authorization`]), a locked tombstone, or a
+    /// registration that never finished.
     Delete {
         authorization: Option<Authorization>,
     },
-    /// Whether a record exists, and its guess budget.
-    Status,
+}
+
+/// A vault-side failure, reported inside the channel so that the client knows it is the
+/// vault's own word and not a relay's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Failure {
+    /// The stored record failed authentication: altered, swapped or foreign. Not retryable.
+    RecordDamaged,
+    /// The vault could not commit the change; nothing was answered. Retryable.
+    Unavailable,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub enum Response {
+    Status {
+        locked: bool,
+        guesses_left: u16,
+        max_guesses: u16,
+    },
+    Challenge {
+        #[serde(with = "crate::hex")]
+        nonce: Vec<u8>,
+    },
+    /// The registration id to finish with, and OPAQUE's `RegistrationResponse`.
     RegisterStarted {
+        #[serde(with = "crate::hex")]
+        registration_id: Vec<u8>,
         #[serde(with = "crate::hex")]
         response: Vec<u8>,
     },
@@ -82,16 +116,14 @@ pub enum Response {
     /// Too many wrong passwords: the record's secrets are erased for good.
     Locked,
     NotFound,
-    /// A live record can only be replaced or deleted with an [`Authorization`].
+    /// A live record can only be replaced or deleted with a valid [`Authorization`].
     Unauthorized,
     Deleted,
-    Status {
-        locked: bool,
-        guesses_left: u16,
-        max_guesses: u16,
-    },
-    /// The request was malformed; nothing changed and no guess was consumed.
+    /// The request was malformed or out of turn; no guess was spent by it.
     Rejected {
         reason: String,
+    },
+    Failed {
+        failure: Failure,
     },
 }

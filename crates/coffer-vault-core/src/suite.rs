@@ -35,12 +35,13 @@ impl KsfParams {
         p_cost: 1,
     };
 
-    /// Bounds a vault accepts: enough to resist guessing offline if the record leaked,
-    /// small enough that a phone can run it.
+    /// Bounds that both the vault (at registration) and the client (before running Argon2id
+    /// with parameters the vault sent) enforce: at most 1 GiB, 16 passes and 8 lanes, so that
+    /// no registration can make a later recovery hang or exhaust a phone.
     pub fn is_sane(&self) -> bool {
-        (8..=4 * 1024 * 1024).contains(&self.m_cost_kib)
-            && (1..=64).contains(&self.t_cost)
-            && (1..=16).contains(&self.p_cost)
+        (8 * self.p_cost.max(1)..=1024 * 1024).contains(&self.m_cost_kib)
+            && (1..=16).contains(&self.t_cost)
+            && (1..=8).contains(&self.p_cost)
     }
 
     /// The Argon2id instance for these parameters.

@@ -1,0 +1,360 @@
+//! Attacks on the guess limit and on records, run against the vault core the way an account
+//! holder (a hijacker after a fresh verification) or the front-end (which relays every
+//! message and holds the node token) would run them. Both can write channel messages of
+//! their own, since the client end of Noise NK is anonymous; the front-end can also record
+//! and replay the honest client's.
+
+mod common;
+
+use coffer_vault_core::channel;
+use coffer_vault_core::client;
+use coffer_vault_core::{Request, Response, State};
+use common::*;
+use hkdf::Hkdf;
+use rand_core::OsRng;
+use sha2::{Digest, Sha512};
+
+const K: [u8; 32] = [7u8; 32];
+const DICTIONARY: [&[u8]; 6] = [
+    b"123456",
+    b"password",
+    b"letmein",
+    b"dragon",
+    b"correct horse",
+    b"qwerty",
+];
+
+enum Proof {
+    None,
+    Forged,
+    OfK,
+}
+
+/// The first 32 bytes of OPAQUE's masked response, unmasked with a candidate's masking key:
+/// the server public key exactly when the candidate's OPRF output is the password's.
+fn unmask_server_key(masking_key: &[u8], credential_response: &[u8]) -> Vec<u8> {
+    let nonce = &credential_response[32..64];
+    let masked = &credential_response[64..96];
+    let mut pad = [0u8; 32];
+    Hkdf::<Sha512>::from_prk(masking_key)
+        .unwrap()
+        .expand_multi_info(&[nonce, b"CredentialResponsePad"], &mut pad)
+        .unwrap();
+    pad.iter().zip(masked).map(|(p, m)| p ^ m).collect()
+}
+
+/// One guess spent on a `RecoverStart`, then a dictionary through every request type the
+/// vault accepts. Against the vault before registration ids (credential identifier = the
+/// account alone), `RegisterStart` evaluated the OPRF under the live record's key, and this
+/// found the password at the cost of one guess.
+#[test]
+fn one_recover_start_then_a_dictionary_through_every_request_finds_nothing() {
+    let mut v = MemoryVault::new();
+    assert!(matches!(
+        register(&mut v, ACCOUNT, b"correct horse", &K),
+        Response::Registered { .. }
+    ));
+    let keys = v.keys();
+
+    // One guess spent: the masked credential response.
+    let (_, request) = client::start_login(&mut OsRng, b"anything").unwrap();
+    let Response::RecoverStarted { response, .. } =
+        v.call(ACCOUNT, &Request::RecoverStart { request })
+    else {
+        panic!("no credential response")
+    };
+
+    let mut found = None;
+    for candidate in DICTIONARY {
+        // A registration: an OPRF evaluation, then the candidate's masking key. Without an
+        // authorization, with a forged one, and with a valid one (someone who holds K, such
+        // as a device thief, must not learn the password either: it may open other doors).
+        for proof in [Proof::None, Proof::Forged, Proof::OfK] {
+            let (state, request) = client::start_registration(&mut OsRng, candidate).unwrap();
+            let authorization = match proof {
+                Proof::None => None,
+                Proof::Forged => Some(coffer_vault_core::Authorization { mac: vec![0; 32] }),
+                Proof::OfK => challenge(&mut v, ACCOUNT).map(|nonce| {
+                    client::authorize(
+                        coffer_vault_core::derive_auth_key(&K).as_ref(),
+                        ACCOUNT,
+                        &nonce,
+                        coffer_vault_core::Operation::Replace,
+                        &request,
+                    )
+                }),
+            };
+            if let Response::RegisterStarted { response: reg, .. } = v.call(
+                ACCOUNT,
+                &Request::RegisterStart {
+                    request,
+                    authorization,
+                },
+            ) {
+                let upload = client::finish_registration(
+                    &mut OsRng, state, candidate, &reg, ACCOUNT, &keys, &KSF,
+                )
+                .unwrap()
+                .upload;
+                if unmask_server_key(&upload[32..96], &response) == keys.opaque {
+                    found = Some(candidate);
+                }
+            }
+        }
+        // Everything else the vault accepts, for good measure.
+        v.call(ACCOUNT, &Request::Status);
+        v.call(ACCOUNT, &Request::Challenge);
+        v.call(
+            ACCOUNT,
+            &Request::Delete {
+                authorization: None,
+            },
+        );
+        v.call(
+            ACCOUNT,
+            &Request::RecoverFinish {
+                finalization: Sha512::digest(candidate).to_vec(),
+            },
+        );
+        v.call(
+            ACCOUNT,
+            &Request::RegisterFinish {
+                registration_id: vec![0; 32],
+                upload: vec![0; 192],
+                k_blob: vec![1; 40],
+                auth_key: vec![2; 32],
+                ksf: KSF,
+            },
+        );
+    }
+    assert_eq!(found, None, "the dictionary found the password");
+    assert_eq!(v.guesses_left(ACCOUNT), Some(9), "exactly one guess spent");
+    assert!(matches!(
+        recover(&mut v, ACCOUNT, b"correct horse").0,
+        Response::Recovered { .. }
+    ));
+}
+
+/// A relay that keeps every message of a first registration, and replays them once the
+/// record is locked (to refill the budget for the same password file) or deleted (to bring
+/// an old password back).
+#[test]
+fn a_replayed_registration_neither_refills_a_locked_record_nor_restores_a_deleted_one() {
+    let mut v = MemoryVault::new();
+    let keys = v.keys();
+    let (state, request) = client::start_registration(&mut OsRng, b"pw").unwrap();
+    let start = Request::RegisterStart {
+        request,
+        authorization: None,
+    };
+    let (start_message, pending) = channel::seal_request(&keys, ACCOUNT, &start).unwrap();
+    let Response::RegisterStarted {
+        registration_id,
+        response,
+    } = pending
+        .open(&v.deliver(ACCOUNT, &start_message).unwrap())
+        .unwrap()
+    else {
+        panic!()
+    };
+    let reg =
+        client::finish_registration(&mut OsRng, state, b"pw", &response, ACCOUNT, &keys, &KSF)
+            .unwrap();
+    let finish = Request::RegisterFinish {
+        registration_id,
+        upload: reg.upload,
+        k_blob: K_BLOB.to_vec(),
+        auth_key: coffer_vault_core::derive_auth_key(&K).to_vec(),
+        ksf: KSF,
+    };
+    let (finish_message, pending) = channel::seal_request(&keys, ACCOUNT, &finish).unwrap();
+    assert!(matches!(
+        pending
+            .open(&v.deliver(ACCOUNT, &finish_message).unwrap())
+            .unwrap(),
+        Response::Registered { .. }
+    ));
+
+    let replay = |v: &mut MemoryVault| {
+        v.deliver(ACCOUNT, &start_message).unwrap();
+        v.deliver(ACCOUNT, &finish_message).unwrap();
+    };
+    // Replayed over the live record: nothing changes.
+    let before = v.record(ACCOUNT);
+    replay(&mut v);
+    assert!(
+        v.record(ACCOUNT) == before,
+        "a replay changed the live record"
+    );
+
+    for _ in 0..10 {
+        recover(&mut v, ACCOUNT, b"guess");
+    }
+    assert!(matches!(
+        v.record(ACCOUNT).unwrap().state,
+        State::Locked { .. }
+    ));
+    replay(&mut v);
+    assert!(
+        matches!(v.record(ACCOUNT).unwrap().state, State::Locked { .. }),
+        "a replay refilled a locked record"
+    );
+    assert_eq!(recover(&mut v, ACCOUNT, b"pw").0, Response::Locked);
+
+    assert_eq!(delete(&mut v, ACCOUNT, &K), Response::Deleted);
+    replay(&mut v);
+    assert_eq!(
+        v.call(ACCOUNT, &Request::Status),
+        Response::NotFound,
+        "a replay restored a deleted record"
+    );
+}
+
+/// A relay that keeps an authorized password change and an authorized deletion, and replays
+/// them later, after the owner chose a new password.
+#[test]
+fn replayed_authorizations_are_refused() {
+    let mut v = MemoryVault::new();
+    let keys = v.keys();
+    register(&mut v, ACCOUNT, b"first", &K);
+    // An authorized RegisterStart, kept by the relay and never answered to the client.
+    let nonce = challenge(&mut v, ACCOUNT).unwrap();
+    let (_, request) = client::start_registration(&mut OsRng, b"attacker-known").unwrap();
+    let authorization = Some(client::authorize(
+        coffer_vault_core::derive_auth_key(&K).as_ref(),
+        ACCOUNT,
+        &nonce,
+        coffer_vault_core::Operation::Replace,
+        &request,
+    ));
+    let kept = channel::seal_request(
+        &keys,
+        ACCOUNT,
+        &Request::RegisterStart {
+            request,
+            authorization,
+        },
+    )
+    .unwrap()
+    .0;
+    // The owner goes on: a new challenge replaces the kept one.
+    assert!(matches!(
+        register(&mut v, ACCOUNT, b"second", &K),
+        Response::Registered { .. }
+    ));
+    let (message, pending) = channel::seal_request(&keys, ACCOUNT, &Request::Status).unwrap();
+    let _ = pending
+        .open(&v.deliver(ACCOUNT, &message).unwrap())
+        .unwrap();
+    v.deliver(ACCOUNT, &kept).unwrap();
+    assert!(
+        v.record(ACCOUNT).unwrap().pending_registration.is_empty(),
+        "a replayed authorization started a registration"
+    );
+
+    // An authorized deletion, replayed after the owner registered again.
+    let nonce = challenge(&mut v, ACCOUNT).unwrap();
+    let authorization = Some(client::authorize(
+        coffer_vault_core::derive_auth_key(&K).as_ref(),
+        ACCOUNT,
+        &nonce,
+        coffer_vault_core::Operation::Delete,
+        &[],
+    ));
+    let (delete_message, _) =
+        channel::seal_request(&keys, ACCOUNT, &Request::Delete { authorization }).unwrap();
+    v.deliver(ACCOUNT, &delete_message).unwrap();
+    assert_eq!(v.call(ACCOUNT, &Request::Status), Response::NotFound);
+    register(&mut v, ACCOUNT, b"third", &K);
+    v.deliver(ACCOUNT, &delete_message).unwrap();
+    assert!(
+        matches!(
+            v.call(ACCOUNT, &Request::Status),
+            Response::Status { locked: false, .. }
+        ),
+        "a replayed deletion removed the new record"
+    );
+    // The challenge is spent by a failed attempt too: one forged MAC per challenge.
+    let nonce = challenge(&mut v, ACCOUNT).unwrap();
+    let forged = Some(coffer_vault_core::Authorization { mac: vec![0; 32] });
+    assert_eq!(
+        v.call(
+            ACCOUNT,
+            &Request::Delete {
+                authorization: forged
+            }
+        ),
+        Response::Unauthorized
+    );
+    let late = Some(client::authorize(
+        coffer_vault_core::derive_auth_key(&K).as_ref(),
+        ACCOUNT,
+        &nonce,
+        coffer_vault_core::Operation::Delete,
+        &[],
+    ));
+    assert_eq!(
+        v.call(
+            ACCOUNT,
+            &Request::Delete {
+                authorization: late
+            }
+        ),
+        Response::Unauthorized
+    );
+}
+
+/// Replaying the messages of a successful recovery never gives guesses back.
+#[test]
+fn a_replayed_recovery_refunds_no_guess() {
+    let mut v = MemoryVault::new();
+    let keys = v.keys();
+    register(&mut v, ACCOUNT, b"pw", &K);
+    let (state, request) = client::start_login(&mut OsRng, b"pw").unwrap();
+    let (start_message, pending) =
+        channel::seal_request(&keys, ACCOUNT, &Request::RecoverStart { request }).unwrap();
+    let Response::RecoverStarted { response, ksf, .. } = pending
+        .open(&v.deliver(ACCOUNT, &start_message).unwrap())
+        .unwrap()
+    else {
+        panic!()
+    };
+    let client::LoginOutcome::Finished(login) =
+        client::finish_login(&mut OsRng, state, b"pw", &response, ACCOUNT, &keys, &ksf).unwrap()
+    else {
+        panic!()
+    };
+    let (finish_message, _) = channel::seal_request(
+        &keys,
+        ACCOUNT,
+        &Request::RecoverFinish {
+            finalization: login.finalization,
+        },
+    )
+    .unwrap();
+    v.deliver(ACCOUNT, &finish_message).unwrap();
+    assert_eq!(v.guesses_left(ACCOUNT), Some(10));
+    for _ in 0..5 {
+        recover(&mut v, ACCOUNT, b"wrong");
+    }
+    assert_eq!(v.guesses_left(ACCOUNT), Some(5));
+    v.deliver(ACCOUNT, &finish_message).unwrap();
+    assert_eq!(v.guesses_left(ACCOUNT), Some(5));
+    v.deliver(ACCOUNT, &start_message).unwrap();
+    v.deliver(ACCOUNT, &finish_message).unwrap();
+    assert_eq!(
+        v.guesses_left(ACCOUNT),
+        Some(4),
+        "a replay refunded guesses"
+    );
+}
+
+/// A relay that delivers one account's message for another: it does not open.
+#[test]
+fn a_message_relayed_for_another_account_does_not_open() {
+    let mut v = MemoryVault::new();
+    register(&mut v, b"alice", b"pw", &K);
+    let (message, _) = channel::seal_request(&v.keys(), b"alice", &Request::Status).unwrap();
+    assert!(v.deliver(b"bob", &message).is_err());
+    assert!(v.deliver(b"alice", &message).is_ok());
+}
