@@ -6,11 +6,10 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use coffer_client::frontend_http::Frontend;
-use coffer_client::password::{self, FleetPin};
-use coffer_client::{BackupOptions, ClientError, Silent, Storage, StorageUrl};
+use coffer_client::frontend_http::{Frontend, FrontendVault};
+use coffer_client::password::{pin_fleet, KsfParams};
+use coffer_client::{BackupOptions, ClientError, PasswordVault, Silent, Storage, StorageUrl};
 use coffer_format::BackupKey;
-use coffer_vault_core::KsfParams;
 
 use crate::output::Output;
 use crate::treecmp;
@@ -32,15 +31,20 @@ fn demo_ksf() -> KsfParams {
 struct Servers {
     frontend: Frontend,
     fleet: String,
+    keys: coffer_client::password::FleetKeys,
     stack: coffer_frontend::local::LocalStack,
 }
 
 async fn start_servers(dir: &Path) -> Result<Servers> {
     let stack =
         coffer_frontend::local::start(dir, "127.0.0.1:0".parse().expect("valid"), true).await?;
+    let frontend = Frontend::new(&stack.url, &[&stack.tls_fingerprint])?;
+    // The demo knows the fleet it started, as an operator's printout would tell a user.
+    let keys = pin_fleet(frontend.fleet_keys().await?, &stack.fleet_fingerprint)?;
     Ok(Servers {
-        frontend: Frontend::new(&stack.url, &stack.tls_fingerprint)?,
+        frontend,
         fleet: stack.fleet_fingerprint.clone(),
+        keys,
         stack,
     })
 }
@@ -53,6 +57,10 @@ impl Servers {
             .code_for(id)
             .context("no verification code was delivered")?;
         Ok(self.frontend.verify_account(id, &code).await?)
+    }
+
+    fn vault<'a>(&'a self, credential: &str, id: &str) -> PasswordVault<FrontendVault<'a>> {
+        PasswordVault::new(self.frontend.vault(credential), id, self.keys.clone())
     }
 }
 
@@ -73,24 +81,18 @@ pub async fn run(out: &Output, root: &Path, chats: &Path) -> Result<()> {
         9,
         "Phone C verifies its account by code and protects a new key with a password.",
     );
-    let account = "+1 555 0199";
+    let account = "+15550199";
     let phone_c = servers.sign_in(account).await?;
     let key = BackupKey::generate()?;
-    let pin = FleetPin::Pinned(servers.fleet.clone());
     let ksf = demo_ksf();
-    let reg = password::register(
-        &servers.frontend.vault(&phone_c),
-        &pin,
-        b"correct horse battery staple",
-        &key,
-        ksf,
-        None,
-    )
-    .await?;
+    let enabled = servers
+        .vault(&phone_c, account)
+        .enable("correct horse battery staple", &key, ksf)
+        .await?;
     out.say(format!(
-        "      The vault holds the key sealed under the password (OPAQUE, Argon2id {} MiB); {} wrong guesses erase it.",
+        "      The vault holds the key sealed under the password (OPAQUE, Argon2id {} MiB), every message in a channel only the pinned fleet opens; a recovery checked the deposit. {} wrong guesses erase it.",
         ksf.m_cost_kib / 1024,
-        reg.max_guesses
+        enabled.max_guesses
     ));
     let storage = Storage::open(&StorageUrl::Fs {
         root: root.join("cloud-drive-2"),
@@ -110,8 +112,8 @@ pub async fn run(out: &Output, root: &Path, chats: &Path) -> Result<()> {
         "Phone D (new) verifies the same account. A mistyped password costs one guess.",
     );
     let phone_d = servers.sign_in(account).await?;
-    let vault = servers.frontend.vault(&phone_d);
-    match password::recover(&vault, &pin, b"correct horse battery stable").await {
+    let vault = servers.vault(&phone_d, account);
+    match vault.recover("correct horse battery stable").await {
         Err(e @ ClientError::WrongPassword { .. }) => out.say(format!("      {e}")),
         Err(e) => bail!("a wrong password gave an unexpected error: {e}"),
         Ok(_) => bail!("a wrong password recovered the key"),
@@ -121,12 +123,12 @@ pub async fn run(out: &Output, root: &Path, chats: &Path) -> Result<()> {
         11,
         "Phone D recovers the key with the right password and restores.",
     );
-    let recovered = password::recover(&vault, &pin, b"correct horse battery staple").await?;
-    if recovered.key != key {
+    let recovered = vault.recover("correct horse battery staple").await?;
+    if recovered != key {
         bail!("the vault returned another key");
     }
     let target = root.join("phone-d").join("restored");
-    coffer_client::restore(&storage, &recovered.key, None, &target, Arc::new(Silent)).await?;
+    coffer_client::restore(&storage, &recovered, None, &target, Arc::new(Silent)).await?;
     match treecmp::compare(chats, &target.join("chat-history"))? {
         Ok(s) => out.say(format!(
             "      Identical: {} files from the account and the password alone; the guess budget is full again.",

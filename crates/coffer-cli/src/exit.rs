@@ -21,6 +21,8 @@ pub const UNREACHABLE: i32 = 7;
 pub const NOT_FOUND: i32 = 8;
 /// The backup was made by a newer Coffer (unknown format version or algorithm).
 pub const UNSUPPORTED: i32 = 9;
+/// A server refused for now: too many requests (the message says when to retry).
+pub const RATE_LIMITED: i32 = 10;
 
 /// Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
 pub const INTERRUPTED: i32 = 130;
@@ -60,6 +62,7 @@ pub fn classify(err: &anyhow::Error) -> (i32, &'static str) {
         Some(ErrorClass::Io) => (IO, "io"),
         Some(ErrorClass::NotFound) => (NOT_FOUND, "not-found"),
         Some(ErrorClass::Unsupported) => (UNSUPPORTED, "unsupported"),
+        Some(ErrorClass::RateLimited) => (RATE_LIMITED, "rate-limited"),
         Some(ErrorClass::Interrupted) => (INTERRUPTED, "interrupted"),
         None => (OTHER, "other"),
     }

@@ -7,6 +7,7 @@ mod exit;
 mod output;
 mod password_cmds;
 mod prompt;
+mod servers;
 mod treecmp;
 
 use std::path::PathBuf;
@@ -22,7 +23,7 @@ use crate::output::Output;
     about = "End-to-end encrypted backups guarded by a key only you hold",
     after_help = "Exit codes: 0 ok, 1 other error, 2 usage error, 3 wrong key or password, \
 4 record locked, 5 integrity failure, 6 I/O or storage error, 7 server unreachable, 8 not found, \
-9 made by a newer Coffer, 130 interrupted."
+9 made by a newer Coffer, 10 rate limited (retry later), 130 interrupted."
 )]
 struct Cli {
     /// Profile directory (default: $XDG_CONFIG_HOME/coffer or ~/.config/coffer).
@@ -112,6 +113,14 @@ enum AccountCommand {
         /// The verification code.
         code: String,
     },
+    /// Accept another certificate of the front-end (its next one, during a rotation).
+    PinCertificate {
+        /// SHA-256 fingerprint of the certificate.
+        fingerprint: String,
+        /// Accept this certificate only, dropping the others (once the rotation is done).
+        #[arg(long)]
+        only: bool,
+    },
 }
 
 #[derive(Args)]
@@ -120,15 +129,25 @@ struct AccountRegisterArgs {
     #[arg(long, value_name = "URL")]
     server: String,
     /// SHA-256 fingerprint of the front-end's TLS certificate (printed by `coffer serve`).
-    #[arg(long, value_name = "HEX")]
-    server_fingerprint: String,
+    /// Repeat it to accept the next certificate too, during a rotation.
+    #[arg(long, value_name = "HEX", required = true)]
+    server_fingerprint: Vec<String>,
     /// The account id, such as a phone number.
     #[arg(long, value_name = "ID")]
     id: String,
-    /// Pin the vault fleet key now (as printed by `coffer vault init` or `coffer serve`)
-    /// instead of trusting it on first use.
-    #[arg(long, value_name = "HEX")]
+    /// The vault fleet's fingerprint, as its operator printed it (`coffer vault init`,
+    /// `coffer serve`). Needed once per profile and server; get it from the operator, not
+    /// from the server itself.
+    #[arg(
+        long,
+        value_name = "HEX",
+        conflicts_with = "insecure_trust_server_fleet"
+    )]
     fleet_fingerprint: Option<String>,
+    /// Development only: trust whatever fleet the server shows, with a warning. A malicious
+    /// server could then substitute its own vault.
+    #[arg(long)]
+    insecure_trust_server_fleet: bool,
 }
 
 #[derive(Args)]
@@ -392,29 +411,37 @@ async fn dispatch(
         Command::Status => commands::status(out, profile).await,
         Command::Disable(a) => commands::disable(out, profile, a.yes).await,
         Command::Vault(VaultCommand::Init(a)) => {
-            commands::vault_init(out, &a.data, a.max_guesses, &a.tls_names)
+            servers::vault_init(out, &a.data, a.max_guesses, &a.tls_names)
         }
         Command::Vault(VaultCommand::Serve(a)) => {
-            commands::vault_serve(out, &a.data, a.listen).await
+            servers::vault_serve(out, &a.data, a.listen).await
         }
         Command::Account(AccountCommand::Register(a)) => {
+            let fleet = if a.insecure_trust_server_fleet {
+                password_cmds::FleetPin::TrustFrontend
+            } else {
+                password_cmds::FleetPin::Given(a.fleet_fingerprint)
+            };
             password_cmds::account_register(
                 out,
                 profile,
                 &a.server,
-                &a.server_fingerprint,
+                a.server_fingerprint,
                 &a.id,
-                a.fleet_fingerprint,
+                fleet,
             )
             .await
         }
         Command::Account(AccountCommand::Verify { code }) => {
             password_cmds::account_verify(out, profile, &code).await
         }
+        Command::Account(AccountCommand::PinCertificate { fingerprint, only }) => {
+            password_cmds::pin_certificate(out, profile, &fingerprint, only)
+        }
         Command::ChangePassword(a) => {
             password_cmds::change_password(out, profile, a.password_stdin, a.ksf_memory_kib).await
         }
-        Command::Serve(a) => password_cmds::serve(out, &a.data, a.listen).await,
+        Command::Serve(a) => servers::serve(out, &a.data, a.listen).await,
         Command::Frontend(FrontendCommand::Serve(a)) => {
             let token = std::fs::read_to_string(&a.vault_token_file).map_err(|e| {
                 anyhow::anyhow!("cannot read {}: {e}", a.vault_token_file.display())
@@ -428,7 +455,7 @@ async fn dispatch(
                 tls_fingerprint: a.vault_fingerprint,
                 token: token.trim().to_string(),
             };
-            password_cmds::frontend_serve(out, &a.data, a.listen, a.accounts, verifier, link).await
+            servers::frontend_serve(out, &a.data, a.listen, a.accounts, verifier, link).await
         }
     }
 }

@@ -1,16 +1,14 @@
 //! The verbs of password mode: accounts, enabling with a password, recovering K, changing
-//! the password, and the all-in-one server.
+//! the password, deleting the vault record. All vault work goes through the
+//! `coffer-client` facade; this file only gathers input and reports.
 
 use std::io::{IsTerminal, Read};
-use std::path::Path;
 
 use anyhow::{Context, Result};
-use coffer_client::frontend_http::Frontend;
-use coffer_client::password::{self, FleetPin, VaultTransport};
-use coffer_client::profile::Server;
-use coffer_client::{ClientError, Config, Mode, Profile};
+use coffer_client::frontend_http::{check_https, Frontend, FrontendVault};
+use coffer_client::password::{self, is_fleet_fingerprint, policy, KsfParams};
+use coffer_client::{ClientError, Config, Mode, PasswordVault, Profile, Server, VaultStatus};
 use coffer_format::BackupKey;
-use coffer_vault_core::{Authorization, KsfParams, Request, Response};
 use serde_json::json;
 use zeroize::Zeroizing;
 
@@ -22,77 +20,148 @@ fn usage(msg: impl Into<String>) -> anyhow::Error {
 
 fn server(config: &Config) -> Result<&Server> {
     config.server.as_ref().ok_or_else(|| {
-        usage("this profile has no account; run `coffer account register --server URL --server-fingerprint FP --id ID`")
+        usage("this profile has no account; run `coffer account register --server URL --server-fingerprint FP --fleet-fingerprint FP --id ID`")
     })
 }
 
 fn frontend(server: &Server) -> Result<Frontend> {
-    Ok(Frontend::new(&server.url, &server.tls_fingerprint)?)
+    Ok(Frontend::new(&server.url, &server.tls_fingerprints)?)
 }
 
-fn pin(server: &Server) -> FleetPin {
-    match &server.fleet_fingerprint {
-        Some(f) => FleetPin::Pinned(f.clone()),
-        None => FleetPin::FirstUse,
+/// This profile's vault record, through its front-end.
+fn vault<'a>(
+    fe: &'a Frontend,
+    server: &Server,
+    credential: &str,
+) -> Result<PasswordVault<FrontendVault<'a>>> {
+    Ok(PasswordVault::new(
+        fe.vault(credential),
+        &server.account,
+        server.fleet()?,
+    ))
+}
+
+fn ksf(memory_kib: Option<u32>) -> KsfParams {
+    KsfParams {
+        m_cost_kib: memory_kib.unwrap_or(KsfParams::DEFAULT.m_cost_kib),
+        ..KsfParams::DEFAULT
     }
 }
 
-/// The password from standard input (one line) or, on a terminal, a hidden prompt (twice
-/// when `confirm`).
-pub fn read_password(from_stdin: bool, confirm: bool) -> Result<Zeroizing<String>> {
-    if from_stdin {
-        let mut text = Zeroizing::new(String::new());
+/// The password from standard input (its first line) or, on a terminal, a hidden prompt
+/// (twice for a new one). A new password must pass the one policy whichever way it came.
+pub fn read_password(from_stdin: bool, new: bool) -> Result<Zeroizing<String>> {
+    let password = if from_stdin {
+        let mut raw = Zeroizing::new(Vec::new());
+        // A bounded read: a password is at most policy::MAX_BYTES, plus its line break.
         std::io::stdin()
-            .read_to_string(&mut text)
+            .take(policy::MAX_BYTES as u64 + 3)
+            .read_to_end(&mut raw)
             .context("cannot read the password from standard input")?;
-        let line = Zeroizing::new(text.lines().next().unwrap_or("").to_string());
-        if line.is_empty() {
-            return Err(usage("the password on standard input is empty"));
+        let text = std::str::from_utf8(&raw)
+            .map_err(|_| usage("the password on standard input is not UTF-8"))?;
+        let line = text.split('\n').next().unwrap_or("");
+        Zeroizing::new(line.strip_suffix('\r').unwrap_or(line).to_string())
+    } else {
+        if !std::io::stdin().is_terminal() {
+            return Err(usage(
+                "no terminal to ask for the password; pass --password-stdin",
+            ));
         }
-        return Ok(line);
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(usage(
-            "no terminal to ask for the password; pass --password-stdin",
-        ));
-    }
-    let first = crate::prompt::hidden("Password: ")?;
-    let first = Zeroizing::new(first.trim_end_matches(['\r', '\n']).to_string());
-    if first.chars().count() < 6 {
-        return Err(usage("choose a password of at least 6 characters"));
-    }
-    if confirm {
-        let again = crate::prompt::hidden("Password again: ")?;
-        if again.trim_end_matches(['\r', '\n']) != first.as_str() {
-            return Err(usage("the two passwords differ"));
+        let first = Zeroizing::new(crate::prompt::hidden(if new {
+            "New password: "
+        } else {
+            "Password: "
+        })?);
+        let first = Zeroizing::new(first.trim_end_matches(['\r', '\n']).to_string());
+        if new {
+            policy::check_new(&first)?;
+            let again = Zeroizing::new(crate::prompt::hidden("New password again: ")?);
+            if again.trim_end_matches(['\r', '\n']) != first.as_str() {
+                return Err(usage("the two passwords differ"));
+            }
         }
+        first
+    };
+    if new {
+        policy::check_new(&password)?;
+    } else {
+        policy::check_any(&password)?;
     }
-    Ok(first)
+    Ok(password)
+}
+
+/// How `account register` learns which vault fleet to trust.
+pub enum FleetPin {
+    /// From the operator, through a flag (or kept in the profile for this server).
+    Given(Option<String>),
+    /// Whatever the front-end shows: for development only, with a loud warning.
+    TrustFrontend,
 }
 
 pub async fn account_register(
     out: &Output,
     profile: &Profile,
     url: &str,
-    tls_fingerprint: &str,
+    tls_fingerprints: Vec<String>,
     id: &str,
-    fleet_pin: Option<String>,
+    fleet: FleetPin,
 ) -> Result<()> {
+    check_https(url)?;
+    if let Some(bad) = tls_fingerprints
+        .iter()
+        .find(|f| !coffer_tls::is_fingerprint(f))
+    {
+        return Err(usage(format!(
+            "--server-fingerprint {bad:?} is not a certificate fingerprint (64 hex digits)"
+        )));
+    }
     let mut config = profile.load_config()?;
-    let fe = Frontend::new(url, tls_fingerprint)?;
+    let kept = config
+        .server
+        .as_ref()
+        .filter(|s| s.url == url)
+        .map(|s| s.fleet_fingerprint.clone());
+    // The pin is settled before anything is sent: no code goes out for a profile that
+    // would not know which vault to trust.
+    let pin = match fleet {
+        FleetPin::Given(flag) => {
+            let pin = flag.or(kept).ok_or_else(|| {
+                usage("pass --fleet-fingerprint HEX: the vault fleet's fingerprint as its operator printed it (`coffer vault init`, `coffer serve`), from a channel other than this server")
+            })?;
+            if !is_fleet_fingerprint(&pin) {
+                return Err(usage(format!(
+                    "--fleet-fingerprint {pin:?} is not a fleet fingerprint (64 hex digits)"
+                )));
+            }
+            Some(pin)
+        }
+        FleetPin::TrustFrontend => None,
+    };
+    let fe = Frontend::new(url, &tls_fingerprints)?;
+    let shown = fe.fleet_keys().await?;
+    let keys = match pin {
+        Some(pin) => password::pin_fleet(shown, &pin)?,
+        None => {
+            eprintln!(
+                "WARNING: trusting the vault fleet this server shows ({}) without checking it. \
+                 A malicious server could substitute its own vault and attack your password \
+                 offline. Use this for development only; otherwise pass --fleet-fingerprint.",
+                shown.fingerprint()
+            );
+            shown
+        }
+    };
     fe.register_account(id).await?;
-    let fleet_fingerprint = fleet_pin.map(|f| f.to_ascii_lowercase()).or_else(|| {
-        config
-            .server
-            .as_ref()
-            .filter(|s| s.url == url)
-            .and_then(|s| s.fleet_fingerprint.clone())
-    });
     config.server = Some(Server {
         url: url.to_string(),
-        tls_fingerprint: tls_fingerprint.to_ascii_lowercase(),
+        tls_fingerprints: tls_fingerprints
+            .iter()
+            .map(|f| f.to_ascii_lowercase())
+            .collect(),
         account: id.to_string(),
-        fleet_fingerprint,
+        fleet_fingerprint: keys.fingerprint(),
+        fleet_keys: keys,
     });
     profile.save_config(&config)?;
     out.json(json!({"ok": true, "account": id, "code_sent": true}));
@@ -115,7 +184,38 @@ pub async fn account_verify(out: &Output, profile: &Profile, code: &str) -> Resu
     Ok(())
 }
 
-/// `enable --password`: deposits a new K behind the password.
+/// `account pin-certificate`: accept another front-end certificate (the next one, during a
+/// rotation), or, with `only`, that one alone (once the rotation is done).
+pub fn pin_certificate(
+    out: &Output,
+    profile: &Profile,
+    fingerprint: &str,
+    only: bool,
+) -> Result<()> {
+    if !coffer_tls::is_fingerprint(fingerprint) {
+        return Err(usage(format!(
+            "{fingerprint:?} is not a certificate fingerprint (64 hex digits)"
+        )));
+    }
+    let mut config = profile.load_config()?;
+    let s = config
+        .server
+        .as_mut()
+        .ok_or_else(|| usage("this profile has no account; run `coffer account register` first"))?;
+    let fp = fingerprint.to_ascii_lowercase();
+    if only {
+        s.tls_fingerprints = vec![fp];
+    } else if !s.tls_fingerprints.contains(&fp) {
+        s.tls_fingerprints.push(fp);
+    }
+    let pinned = s.tls_fingerprints.clone();
+    profile.save_config(&config)?;
+    out.json(json!({"ok": true, "tls_fingerprints": pinned}));
+    out.say(format!("Pinned server certificates: {}", pinned.join(", ")));
+    Ok(())
+}
+
+/// `enable --password`: deposits a new K behind the password, checked by a recovery.
 pub async fn enable(
     out: &Output,
     profile: &Profile,
@@ -132,62 +232,36 @@ pub async fn enable(
     let s = server(&config)?.clone();
     let credential = profile.load_credential()?;
     let pw = read_password(password_stdin, true)?;
-    let ksf = KsfParams {
-        m_cost_kib: ksf_memory_kib.unwrap_or(KsfParams::DEFAULT.m_cost_kib),
-        ..KsfParams::DEFAULT
-    };
+    let storage = storage
+        .map(|st| coffer_client::StorageUrl::parse(&st).map(|u| u.display()))
+        .transpose()?;
     let key = BackupKey::generate()?;
     let fe = frontend(&s)?;
-    let reg = password::register(
-        &fe.vault(&credential),
-        &pin(&s),
-        pw.as_bytes(),
-        &key,
-        ksf,
-        None,
-    )
-    .await?;
+    let enabled = vault(&fe, &s, &credential)?
+        .enable(&pw, &key, ksf(ksf_memory_kib))
+        .await?;
     profile.save_key(&key)?;
     config.mode = Some(Mode::Password);
-    if let Some(st) = storage {
-        config.storage = Some(coffer_client::StorageUrl::parse(&st)?.display());
+    if storage.is_some() {
+        config.storage = storage;
     }
-    let first_use = s.fleet_fingerprint.is_none();
-    config.server = Some(Server {
-        fleet_fingerprint: Some(reg.fleet_fingerprint.clone()),
-        ..s
-    });
     profile.save_config(&config)?;
-    out.json(json!({"ok": true, "mode": "password", "max_guesses": reg.max_guesses, "fleet_fingerprint": reg.fleet_fingerprint}));
+    out.json(json!({"ok": true, "mode": "password", "max_guesses": enabled.max_guesses, "fleet_fingerprint": s.fleet_fingerprint}));
     out.say(format!(
-        "Encrypted backups are on, protected by your password. {} wrong guesses erase the key for good; nobody can reset it.",
-        reg.max_guesses
+        "Encrypted backups are on, protected by your password; the vault gave the key back with it, so the deposit works. {} wrong guesses erase the key for good; nobody can reset it.",
+        enabled.max_guesses
     ));
-    if first_use {
-        out.say(format!(
-            "Vault key pinned on first use: {}",
-            reg.fleet_fingerprint
-        ));
-    }
     Ok(())
 }
 
 /// Recovers K from the vault with a password (restore on a new device).
 pub async fn recover_key(profile: &Profile, password_stdin: bool) -> Result<BackupKey> {
-    let mut config = profile.load_config()?;
-    let s = server(&config)?.clone();
+    let config = profile.load_config()?;
+    let s = server(&config)?;
     let credential = profile.load_credential()?;
     let pw = read_password(password_stdin, false)?;
-    let fe = frontend(&s)?;
-    let rec = password::recover(&fe.vault(&credential), &pin(&s), pw.as_bytes()).await?;
-    if s.fleet_fingerprint.is_none() {
-        config.server = Some(Server {
-            fleet_fingerprint: Some(rec.fleet_fingerprint),
-            ..s
-        });
-        profile.save_config(&config)?;
-    }
-    Ok(rec.key)
+    let fe = frontend(s)?;
+    Ok(vault(&fe, s, &credential)?.recover(&pw).await?)
 }
 
 pub async fn change_password(
@@ -202,128 +276,32 @@ pub async fn change_password(
     }
     let s = server(&config)?;
     let credential = profile.load_credential()?;
+    // This device holds K, which proves the right to replace the record.
     let key = profile.load_key()?;
     let pw = read_password(password_stdin, true)?;
-    let ksf = KsfParams {
-        m_cost_kib: ksf_memory_kib.unwrap_or(KsfParams::DEFAULT.m_cost_kib),
-        ..KsfParams::DEFAULT
-    };
-    // This device holds K, which proves the right to replace the record.
-    let auth = Authorization::Key(password::k_proof(&key));
     let fe = frontend(s)?;
-    let reg = password::register(
-        &fe.vault(&credential),
-        &pin(s),
-        pw.as_bytes(),
-        &key,
-        ksf,
-        Some(auth),
-    )
-    .await?;
-    out.json(json!({"ok": true, "max_guesses": reg.max_guesses}));
-    out.say("Password changed. The backup key is unchanged, so existing backups stay readable.");
+    let enabled = vault(&fe, s, &credential)?
+        .change_password(&key, &pw, ksf(ksf_memory_kib))
+        .await?;
+    out.json(json!({"ok": true, "max_guesses": enabled.max_guesses}));
+    out.say("Password changed, and checked: the vault gives the key back with the new one. The backup key is unchanged, so existing backups stay readable.");
     Ok(())
 }
 
-/// Deletes the vault record (password mode `disable`).
+/// Deletes the vault record (password mode `disable`), proving K.
 pub async fn delete_record(profile: &Profile, key: &BackupKey) -> Result<()> {
     let config = profile.load_config()?;
     let s = server(&config)?;
     let credential = profile.load_credential()?;
     let fe = frontend(s)?;
-    match fe
-        .vault(&credential)
-        .call(Request::Delete {
-            authorization: Some(Authorization::Key(password::k_proof(key))),
-        })
-        .await?
-    {
-        Response::Deleted | Response::NotFound => Ok(()),
-        other => Err(anyhow::anyhow!(
-            "the vault refused to delete the record: {other:?}"
-        )),
-    }
+    Ok(vault(&fe, s, &credential)?.delete(key).await?)
 }
 
 /// The vault's view of this account, for `status`.
-pub async fn vault_status(profile: &Profile) -> Result<Response> {
+pub async fn vault_status(profile: &Profile) -> Result<VaultStatus> {
     let config = profile.load_config()?;
     let s = server(&config)?;
     let credential = profile.load_credential()?;
-    Ok(frontend(s)?
-        .vault(&credential)
-        .call(Request::Status)
-        .await?)
-}
-
-/// `coffer serve`: a vault node and a front-end in one process, with embedded stores.
-pub async fn serve(out: &Output, data: &Path, listen: std::net::SocketAddr) -> Result<()> {
-    let stack = coffer_frontend::local::start(data, listen, true).await?;
-    let (fp, fleet, codes) = (
-        &stack.tls_fingerprint,
-        &stack.fleet_fingerprint,
-        &stack.codes,
-    );
-    if out.json {
-        println!(
-            "{}",
-            json!({"listening": stack.addr.to_string(), "url": stack.url, "tls_fingerprint": fp,
-                   "fleet_fingerprint": fleet, "codes_file": codes})
-        );
-    } else {
-        println!("Coffer server on {}", stack.url);
-        println!("  TLS certificate fingerprint (clients pin it): {fp}");
-        println!("  vault fleet key fingerprint: {fleet}");
-        println!("  verification codes are written to {}", codes.display());
-    }
-    tokio::select! {
-        r = stack.frontend => Err(anyhow::anyhow!("the front-end stopped: {r:?}")),
-        r = stack.vault.task => Err(anyhow::anyhow!("the vault node stopped: {r:?}")),
-    }
-}
-
-/// `coffer frontend serve`.
-pub async fn frontend_serve(
-    out: &Output,
-    data: &Path,
-    listen: std::net::SocketAddr,
-    accounts: Option<String>,
-    verifier: coffer_frontend::verifier::Verifier,
-    vault: coffer_frontend::server::VaultLink,
-) -> Result<()> {
-    let identity = coffer_frontend::local::load_or_create_identity(data)?;
-    let fe_fingerprint = coffer_tls::fingerprint(&identity.cert_der);
-    let accounts_url = accounts.unwrap_or_else(|| {
-        format!(
-            "sqlite://{}?mode=rwc",
-            data.join("accounts.sqlite").display()
-        )
-    });
-    let config = coffer_frontend::server::Config {
-        listen,
-        identity,
-        accounts: coffer_frontend::accounts::Accounts::connect(&accounts_url)
-            .await
-            .context("cannot open the account database")?,
-        verifier,
-        vault,
-        rate_limits: true,
-    };
-    let json_out = out.json;
-    let codes = data.join("codes.txt");
-    coffer_frontend::server::serve(config, move |addr| {
-        if json_out {
-            println!(
-                "{}",
-                json!({"listening": addr.to_string(), "url": format!("https://localhost:{}", addr.port()),
-                       "tls_fingerprint": fe_fingerprint, "codes_file": codes})
-            );
-        } else {
-            println!("Coffer front-end on https://localhost:{}", addr.port());
-            println!("  TLS certificate fingerprint (clients pin it): {fe_fingerprint}");
-            println!("  development verification codes go to {}", codes.display());
-        }
-    })
-    .await
-    .context("the front-end stopped")
+    let fe = frontend(s)?;
+    Ok(vault(&fe, s, &credential)?.status().await?)
 }

@@ -15,6 +15,8 @@ struct Server {
     child: Child,
     url: String,
     tls: String,
+    /// The fleet fingerprint the operator's printout shows.
+    fleet: String,
     codes: PathBuf,
 }
 
@@ -30,6 +32,7 @@ fn start_server(data: &Path) -> Server {
     Server {
         url: v["url"].as_str().unwrap().to_string(),
         tls: v["tls_fingerprint"].as_str().unwrap().to_string(),
+        fleet: v["fleet_fingerprint"].as_str().unwrap().to_string(),
         codes: PathBuf::from(v["codes_file"].as_str().unwrap()),
         child,
     }
@@ -45,6 +48,8 @@ fn sign_in(server: &Server, profile: &Path, id: &str) {
             &server.url,
             "--server-fingerprint",
             &server.tls,
+            "--fleet-fingerprint",
+            &server.fleet,
             "--id",
             id,
         ])
@@ -88,7 +93,8 @@ fn a_password_protected_backup_restores_on_a_new_device() {
         .stdin("first password\n")
         .run()
         .ok()
-        .stdout_has("10 wrong guesses");
+        .stdout_has("10 wrong guesses")
+        .stdout_has("the deposit works");
     coffer(&a).arg("backup").arg(&tree).run().ok();
     let s = coffer(&a).json().arg("status").run().ok().json();
     assert_eq!(s["mode"], "password", "{s}");
@@ -232,6 +238,7 @@ fn a_separate_front_end_and_vault_node_work_together() {
     let server = Server {
         url: f["url"].as_str().unwrap().to_string(),
         tls: f["tls_fingerprint"].as_str().unwrap().to_string(),
+        fleet: info["fleet_fingerprint"].as_str().unwrap().to_string(),
         codes: PathBuf::from(f["codes_file"].as_str().unwrap()),
         child: Command::new("true").spawn().unwrap(),
     };
@@ -275,40 +282,53 @@ fn a_vault_key_other_than_the_pinned_one_is_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let server = start_server(&tmp.path().join("server"));
     let a = tmp.path().join("a");
+    let register = |extra: &[&str]| {
+        coffer(&a)
+            .args([
+                "account",
+                "register",
+                "--server",
+                &server.url,
+                "--server-fingerprint",
+                &server.tls,
+                "--id",
+                "pinned",
+            ])
+            .args(extra)
+            .run()
+    };
+    // Another fleet's fingerprint: refused before any code is sent, nothing kept.
+    register(&["--fleet-fingerprint", &"ab".repeat(32)])
+        .code(INTEGRITY)
+        .stderr_has("not the pinned fleet key");
+    assert!(!a.join("config.toml").exists());
+    assert!(!std::fs::read_to_string(&server.codes)
+        .unwrap_or_default()
+        .contains("pinned "));
+    // No fingerprint at all: there is no trust on first use.
+    register(&[]).code(USAGE).stderr_has("--fleet-fingerprint");
+    // Malformed fingerprints and plain HTTP are refused by their format.
+    register(&["--fleet-fingerprint", "0000"]).code(USAGE);
     coffer(&a)
         .args([
             "account",
             "register",
             "--server",
-            &server.url,
+            &server.url.replace("https://", "http://"),
             "--server-fingerprint",
             &server.tls,
+            "--fleet-fingerprint",
+            &server.fleet,
+            "--id",
+            "pinned",
         ])
-        .args(["--id", "pinned", "--fleet-fingerprint", &"ab".repeat(32)])
         .run()
-        .ok();
-    let codes = std::fs::read_to_string(&server.codes).unwrap();
-    let code = codes
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix("pinned "))
-        .unwrap()
-        .to_string();
-    coffer(&a).args(["account", "verify", &code]).run().ok();
-    coffer(&a)
-        .args([
-            "enable",
-            "--password",
-            "--password-stdin",
-            "--ksf-memory-kib",
-            "8",
-        ])
-        .stdin("a password\n")
-        .run()
-        .code(INTEGRITY)
-        .stderr_has("not the pinned fleet key");
-    assert!(
-        !a.join("key").exists(),
-        "no key is kept after a refused enable"
-    );
+        .code(USAGE)
+        .stderr_has("https://");
+    // The development shortcut works, and says loudly what it costs.
+    register(&["--insecure-trust-server-fleet"])
+        .ok()
+        .stderr_has("WARNING");
+    let cfg = std::fs::read_to_string(a.join("config.toml")).unwrap();
+    assert!(cfg.contains(&server.fleet), "{cfg}");
 }

@@ -6,11 +6,10 @@ use std::process::{Child, Command};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use coffer_client::password::{self, FleetPin, VaultTransport};
+use coffer_client::password::{FleetKeys, KsfParams, PasswordVault, VaultStatus};
 use coffer_client::vault_http::VaultHttp;
 use coffer_client::ClientError;
 use coffer_format::BackupKey;
-use coffer_vault_core::{KsfParams, Request, Response};
 use serde_json::Value;
 
 const KSF: KsfParams = KsfParams {
@@ -47,38 +46,42 @@ async fn kill_9_during_a_storm_of_attempts_loses_no_spent_guess() {
     let tls = info["tls_fingerprint"].as_str().unwrap().to_string();
     let fleet = info["fleet_fingerprint"].as_str().unwrap().to_string();
     let token = std::fs::read_to_string(dir.join("frontend.token")).unwrap();
-    let pin = FleetPin::Pinned(fleet);
+    // The keys the printed fingerprint covers, as a front-end would show them.
+    let keys: FleetKeys = coffer_client::password::pin_fleet(
+        coffer_vault_node::VaultNode::open(&dir)
+            .unwrap()
+            .fleet()
+            .keys()
+            .clone(),
+        &fleet,
+    )
+    .unwrap();
 
     let mut node = serve(&dir);
-    let transport = |port: u16| {
-        VaultHttp::new(
+    let vault = |port: u16| {
+        let transport = VaultHttp::new(
             &format!("https://localhost:{port}"),
             &tls,
             &token,
             b"victim",
         )
-        .unwrap()
+        .unwrap();
+        PasswordVault::new(transport, "victim", keys.clone())
     };
-    password::register(
-        &transport(node.port),
-        &pin,
-        b"right",
-        &BackupKey::generate().unwrap(),
-        KSF,
-        None,
-    )
-    .await
-    .unwrap();
+    vault(node.port)
+        .enable("the right password", &BackupKey::generate().unwrap(), KSF)
+        .await
+        .unwrap();
 
     // Wrong-password attempts from several clients at once; count the OPRF answers that
     // reached a client (each proves a guess was spent).
     let answered = Arc::new(AtomicUsize::new(0));
     let mut tasks = Vec::new();
     for _ in 0..4 {
-        let (answered, v, pin) = (answered.clone(), transport(node.port), pin.clone());
+        let (answered, v) = (answered.clone(), vault(node.port));
         tasks.push(tokio::spawn(async move {
             for _ in 0..40 {
-                match password::recover(&v, &pin, b"wrong").await {
+                match v.recover("wrong").await {
                     Err(ClientError::WrongPassword { .. }) | Err(ClientError::Locked) => {
                         answered.fetch_add(1, Ordering::SeqCst);
                     }
@@ -102,9 +105,8 @@ async fn kill_9_during_a_storm_of_attempts_loses_no_spent_guess() {
     let seen = answered.load(Ordering::SeqCst);
 
     let mut node = serve(&dir);
-    let status = transport(node.port).call(Request::Status).await.unwrap();
-    let spent = match status {
-        Response::Status { guesses_left, .. } => 100 - guesses_left as usize,
+    let spent = match vault(node.port).status().await.unwrap() {
+        VaultStatus::Live { guesses_left, .. } => 100 - guesses_left as usize,
         other => panic!("{other:?}"),
     };
     assert!(seen < 160, "the storm ended before the kill");

@@ -24,6 +24,8 @@ pub enum ErrorClass {
     Locked,
     /// A server could not be reached.
     Unreachable,
+    /// A server refused for now: too many requests. Retry after the time given.
+    RateLimited,
 }
 
 /// Everything the client library can fail with.
@@ -71,6 +73,20 @@ pub enum ClientError {
     VaultRecordMissing,
     #[error("the vault's key {seen} is not the pinned fleet key {expected}; refusing to continue")]
     VaultKeyMismatch { expected: String, seen: String },
+    #[error("the vault's answer did not authenticate against the pinned fleet key: the front-end or the network altered or forged it; nothing was accepted")]
+    VaultNotAuthentic,
+    #[error(
+        "the vault reports that this account's record failed its integrity check; it was not used"
+    )]
+    VaultRecordDamaged,
+    #[error("the vault could not commit the request; nothing changed; retry")]
+    VaultUnavailable,
+    #[error("the vault misbehaved: {0}")]
+    VaultMisbehaved(String),
+    #[error("the vault's copy of the key does not work: {0}; run the command again")]
+    EscrowBroken(&'static str),
+    #[error("rate limited by the server; retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error("the storage location {0} does not exist")]
     StorageMissing(String),
     #[error("no backup found in {0}")]
@@ -92,7 +108,13 @@ impl ClientError {
             ClientError::Usage(_) | ClientError::TargetExists(_) => ErrorClass::Usage,
             ClientError::WrongKey | ClientError::WrongPassword { .. } => ErrorClass::WrongKey,
             ClientError::Locked => ErrorClass::Locked,
-            ClientError::VaultKeyMismatch { .. } => ErrorClass::Integrity,
+            ClientError::VaultKeyMismatch { .. }
+            | ClientError::VaultNotAuthentic
+            | ClientError::VaultRecordDamaged
+            | ClientError::VaultMisbehaved(_)
+            | ClientError::EscrowBroken(_) => ErrorClass::Integrity,
+            ClientError::VaultUnavailable => ErrorClass::Unreachable,
+            ClientError::RateLimited { .. } => ErrorClass::RateLimited,
             ClientError::Unreachable(_) => ErrorClass::Unreachable,
             ClientError::VaultRecordMissing => ErrorClass::NotFound,
             ClientError::Integrity { .. }
@@ -116,7 +138,9 @@ impl ClientError {
     pub fn is_retryable(&self) -> bool {
         match self {
             ClientError::Storage { retryable, .. } => *retryable,
-            ClientError::Unreachable(_) => true,
+            ClientError::Unreachable(_)
+            | ClientError::VaultUnavailable
+            | ClientError::RateLimited { .. } => true,
             ClientError::Io { source, .. } => matches!(
                 source.kind(),
                 io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock

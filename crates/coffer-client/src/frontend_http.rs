@@ -1,22 +1,66 @@
-//! Talking to a front-end over HTTPS: the account steps, and the vault relay as a
-//! [`VaultTransport`]. The front-end's TLS certificate is pinned by fingerprint; the vault
-//! behind it is pinned separately, through OPAQUE ([`crate::password::FleetPin`]).
+//! Talking to a front-end over HTTPS: the account steps, the fleet's public keys, and the
+//! vault relay as a [`VaultTransport`]. The front-end's TLS certificate is pinned by
+//! fingerprint (the current one and, during a rotation, the next); the vault behind it is
+//! pinned separately, by the fleet fingerprint, and reached through the end-to-end channel.
 
-use coffer_vault_core::{Request, Response};
+use coffer_vault_core::channel::Envelope;
+use coffer_vault_core::FleetKeys;
+use reqwest::{Response, StatusCode};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::error::ClientError;
 use crate::password::VaultTransport;
+
+/// Accepts `url` as a server address: `https://` only, since the account credential and
+/// the codes cross it.
+pub fn check_https(url: &str) -> Result<(), ClientError> {
+    match url.split_once("://") {
+        Some((scheme, rest)) if scheme.eq_ignore_ascii_case("https") && !rest.is_empty() => Ok(()),
+        _ => Err(ClientError::Usage(format!(
+            "{url:?} is not an https:// address; Coffer servers are reached over HTTPS only"
+        ))),
+    }
+}
 
 pub struct Frontend {
     client: reqwest::Client,
     base: String,
 }
 
+/// The typed error body both servers send: `{"error": {"class", "message", "retryable",
+/// "retry_after"}}`.
+#[derive(Deserialize)]
+struct ErrorBody {
+    error: ErrorDetail,
+}
+
+#[derive(Deserialize)]
+struct ErrorDetail {
+    #[serde(default)]
+    class: String,
+    #[serde(default)]
+    message: String,
+    #[serde(default)]
+    retry_after: Option<u64>,
+}
+
+/// What the fleet endpoint answers.
+#[derive(Deserialize)]
+struct FleetAnswer {
+    #[serde(flatten)]
+    keys: FleetKeys,
+    #[allow(dead_code)]
+    fingerprint: String,
+    #[allow(dead_code)]
+    max_guesses: u16,
+}
+
 impl Frontend {
-    pub fn new(base: &str, tls_fingerprint: &str) -> Result<Frontend, ClientError> {
-        let tls = coffer_tls::pinned_client_config(tls_fingerprint)
-            .map_err(|e| ClientError::Internal(e.to_string()))?;
+    pub fn new<S: AsRef<str>>(base: &str, tls_fingerprints: &[S]) -> Result<Frontend, ClientError> {
+        check_https(base)?;
+        let tls = coffer_tls::pinned_client_config(tls_fingerprints)
+            .map_err(|e| ClientError::Usage(e.to_string()))?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .timeout(std::time::Duration::from_secs(60))
@@ -26,6 +70,20 @@ impl Frontend {
             client,
             base: base.trim_end_matches('/').to_string(),
         })
+    }
+
+    async fn send(&self, req: reqwest::RequestBuilder, url: &str) -> Result<Value, ClientError> {
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| ClientError::Unreachable(format!("{url}: {}", e.without_url())))?;
+        if resp.status().is_success() {
+            return resp
+                .json()
+                .await
+                .map_err(|e| ClientError::Unreachable(format!("{url}: {}", e.without_url())));
+        }
+        Err(error_from(url, resp).await)
     }
 
     async fn post(
@@ -39,26 +97,7 @@ impl Frontend {
         if let Some(b) = bearer {
             req = req.bearer_auth(b);
         }
-        let resp = req
-            .send()
-            .await
-            .map_err(|e| ClientError::Unreachable(format!("{url}: {}", e.without_url())))?;
-        let status = resp.status();
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(body);
-        }
-        let message = body["error"].as_str().unwrap_or("no details").to_string();
-        Err(match status.as_u16() {
-            401 => ClientError::Usage(format!("the server refused: {message}")),
-            400 | 413 => ClientError::Usage(format!("the server rejected the request: {message}")),
-            429 => ClientError::Storage {
-                action: "reach the server",
-                message: format!("rate limited: {message}"),
-                retryable: true,
-            },
-            _ => ClientError::Unreachable(format!("{url}: {status}: {message}")),
-        })
+        self.send(req, &url).await
     }
 
     /// Asks the server to send a verification code for `id`.
@@ -83,6 +122,16 @@ impl Frontend {
             .ok_or_else(|| ClientError::Internal("the server sent no credential".into()))
     }
 
+    /// The fleet's public keys as this front-end shows them: to be accepted only through
+    /// [`crate::password::pin_fleet`].
+    pub async fn fleet_keys(&self) -> Result<FleetKeys, ClientError> {
+        let url = format!("{}/v1/fleet", self.base);
+        let v = self.send(self.client.get(&url), &url).await?;
+        serde_json::from_value::<FleetAnswer>(v)
+            .map(|a| a.keys)
+            .map_err(|e| ClientError::Unreachable(format!("{url}: a malformed answer: {e}")))
+    }
+
     /// The vault relay for the account `credential` belongs to.
     pub fn vault(&self, credential: &str) -> FrontendVault<'_> {
         FrontendVault {
@@ -92,20 +141,50 @@ impl Frontend {
     }
 }
 
+/// A failed answer, from its status and typed body, as the error a user can act on.
+async fn error_from(url: &str, resp: Response) -> ClientError {
+    let status = resp.status();
+    let header_wait = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let body: Option<ErrorBody> = resp.json().await.ok();
+    let (class, message, body_wait) = match body {
+        Some(b) => (b.error.class, b.error.message, b.error.retry_after),
+        None => (String::new(), "no details".to_string(), None),
+    };
+    if status == StatusCode::TOO_MANY_REQUESTS || class == "rate-limited" {
+        return ClientError::RateLimited {
+            retry_after: header_wait.or(body_wait).unwrap_or(60).max(1),
+        };
+    }
+    match status.as_u16() {
+        401 | 403 => ClientError::Usage(format!(
+            "the server refused: {message} (run `coffer account register` and `coffer account verify` again)"
+        )),
+        400 | 404 | 405 | 413 | 415 | 422 => {
+            ClientError::Usage(format!("the server rejected the request: {message}"))
+        }
+        _ => ClientError::Unreachable(format!("{url}: {status}: {message}")),
+    }
+}
+
 pub struct FrontendVault<'a> {
     frontend: &'a Frontend,
     credential: String,
 }
 
 impl VaultTransport for FrontendVault<'_> {
-    async fn call(&self, request: Request) -> Result<Response, ClientError> {
-        let body =
-            serde_json::to_value(&request).map_err(|e| ClientError::Internal(e.to_string()))?;
+    async fn call(&self, message: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+        let body = serde_json::to_value(Envelope { message })
+            .map_err(|e| ClientError::Internal(e.to_string()))?;
         let v = self
             .frontend
             .post("/v1/vault", Some(&self.credential), body)
             .await?;
-        serde_json::from_value(v)
-            .map_err(|e| ClientError::Internal(format!("malformed vault answer: {e}")))
+        serde_json::from_value::<Envelope>(v)
+            .map(|e| e.message)
+            .map_err(|_| ClientError::VaultNotAuthentic)
     }
 }

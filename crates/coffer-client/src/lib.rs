@@ -14,10 +14,11 @@ pub mod storage;
 pub mod vault_http;
 
 pub use error::{ClientError, ErrorClass};
+pub use password::{PasswordVault, VaultStatus, VaultTransport};
 pub use pipeline::{
     backup, export_payload, restore, verify, BackupOptions, BackupReport, RestoreReport,
 };
-pub use profile::{Config, Mode, Profile};
+pub use profile::{Config, Mode, Profile, Server};
 pub use progress::{Progress, Silent};
 pub use storage::{Storage, StorageUrl, StoredBackup};
 

@@ -13,6 +13,7 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use coffer_format::BackupKey;
+use coffer_vault_core::FleetKeys;
 use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
@@ -32,18 +33,29 @@ pub enum Mode {
     Password,
 }
 
-/// The front-end this profile's account lives on.
+/// The front-end this profile's account lives on, and the vault fleet behind it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Server {
     /// `https://host:port`
     pub url: String,
-    /// SHA-256 of the front-end's TLS certificate (pinned).
-    pub tls_fingerprint: String,
+    /// SHA-256 fingerprints of the front-end TLS certificates accepted: the current one and,
+    /// during a rotation, the next.
+    pub tls_fingerprints: Vec<String>,
     /// The account id (a phone number, an e-mail address…).
     pub account: String,
-    /// The vault fleet key, pinned at first use or from configuration.
-    pub fleet_fingerprint: Option<String>,
+    /// The vault fleet pinned, from a channel independent of the front-end (the operator's
+    /// printout or a flag): its fingerprint, and the public keys that fingerprint covers.
+    pub fleet_fingerprint: String,
+    pub fleet_keys: FleetKeys,
+}
+
+impl Server {
+    /// The pinned fleet's keys, checked again against the pinned fingerprint (the file may
+    /// have been edited).
+    pub fn fleet(&self) -> Result<FleetKeys, ClientError> {
+        crate::password::pin_fleet(self.fleet_keys.clone(), &self.fleet_fingerprint)
+    }
 }
 
 /// The newest backup this profile made.

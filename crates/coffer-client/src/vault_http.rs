@@ -1,9 +1,11 @@
-//! A [`VaultTransport`] over HTTPS to a vault node, for the front-end (and for tests and
-//! single-host set-ups). The node's TLS certificate is pinned by fingerprint.
+//! A [`VaultTransport`] over HTTPS straight to a vault node, as a front-end reaches it (with
+//! the node token), for tests, benchmarks and single-host set-ups. The node's TLS
+//! certificate is pinned by fingerprint.
 
-use coffer_vault_core::{Request, Response};
+use coffer_vault_core::channel::Envelope;
 
 use crate::error::ClientError;
+use crate::frontend_http::check_https;
 use crate::password::VaultTransport;
 
 pub struct VaultHttp {
@@ -22,8 +24,9 @@ impl VaultHttp {
         token: &str,
         account: &[u8],
     ) -> Result<VaultHttp, ClientError> {
-        let tls = coffer_tls::pinned_client_config(tls_fingerprint)
-            .map_err(|e| ClientError::Internal(e.to_string()))?;
+        check_https(base)?;
+        let tls = coffer_tls::pinned_client_config(&[tls_fingerprint])
+            .map_err(|e| ClientError::Usage(e.to_string()))?;
         let client = reqwest::Client::builder()
             .use_preconfigured_tls(tls)
             .timeout(std::time::Duration::from_secs(30))
@@ -39,26 +42,29 @@ impl VaultHttp {
 }
 
 impl VaultTransport for VaultHttp {
-    async fn call(&self, request: Request) -> Result<Response, ClientError> {
+    async fn call(&self, message: Vec<u8>) -> Result<Vec<u8>, ClientError> {
         let url = format!("{}/v1/vault/{}", self.base, self.account_hex);
         let unreachable = |e: reqwest::Error| ClientError::Unreachable(format!("{url}: {e}"));
         let resp = self
             .client
             .post(&url)
             .bearer_auth(&self.token)
-            .json(&request)
+            .json(&Envelope { message })
             .send()
             .await
             .map_err(unreachable)?;
         let status = resp.status();
         if !status.is_success() {
             let body = resp.text().await.unwrap_or_default();
-            return Err(ClientError::Storage {
-                action: "reach the vault",
-                message: format!("{status}: {body}"),
-                retryable: status.is_server_error(),
+            return Err(if status.is_server_error() {
+                ClientError::Unreachable(format!("{url}: {status}: {body}"))
+            } else {
+                ClientError::Usage(format!("the vault node refused: {status}: {body}"))
             });
         }
-        resp.json::<Response>().await.map_err(unreachable)
+        resp.json::<Envelope>()
+            .await
+            .map(|e| e.message)
+            .map_err(unreachable)
     }
 }

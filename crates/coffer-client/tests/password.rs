@@ -1,11 +1,12 @@
-//! Password mode end to end against the vault core, through an in-memory transport.
+//! The password-mode facade against the vault core, through an in-memory vault.
 
+use std::collections::HashMap;
 use std::sync::Mutex;
 
-use coffer_client::password::{self, FleetPin, VaultTransport};
+use coffer_client::password::{pin_fleet, KsfParams, PasswordVault, VaultStatus, VaultTransport};
 use coffer_client::ClientError;
 use coffer_format::BackupKey;
-use coffer_vault_core::{handle, Authorization, Fleet, KsfParams, RecordUpdate, Request, Response};
+use coffer_vault_core::{channel, handle, step, Change, Fleet, Record, Request, Update};
 use rand_core::OsRng;
 
 const KSF: KsfParams = KsfParams {
@@ -13,60 +14,106 @@ const KSF: KsfParams = KsfParams {
     t_cost: 1,
     p_cost: 1,
 };
+const ACCOUNT: &str = "alice";
 
-struct InMemoryVault {
+/// A vault in memory, handling channel messages as a node does.
+struct MemoryVault {
     fleet: Fleet,
-    record: Mutex<Option<Vec<u8>>>,
+    records: Mutex<HashMap<Vec<u8>, Vec<u8>>>,
 }
 
-impl VaultTransport for InMemoryVault {
-    async fn call(&self, request: Request) -> Result<Response, ClientError> {
-        let mut record = self.record.lock().unwrap();
-        let out = handle(
+impl MemoryVault {
+    fn new() -> MemoryVault {
+        MemoryVault {
+            fleet: Fleet::generate(&mut OsRng, 10).unwrap(),
+            records: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn client(&self) -> PasswordVault<&MemoryVault> {
+        PasswordVault::new(self, ACCOUNT, self.fleet.keys().clone())
+    }
+}
+
+impl VaultTransport for &MemoryVault {
+    async fn call(&self, message: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+        let account = ACCOUNT.as_bytes();
+        let mut records = self.records.lock().unwrap();
+        let handled = handle(
             &self.fleet,
-            b"alice",
-            record.as_deref(),
-            request,
+            account,
+            records.get(account).map(Vec::as_slice),
+            &message,
             &mut OsRng,
         )
         .map_err(|e| ClientError::Internal(e.to_string()))?;
-        match out.update {
-            RecordUpdate::Unchanged => {}
-            RecordUpdate::Write(r) => *record = Some(r),
-            RecordUpdate::Delete => *record = None,
+        match &handled.update {
+            Update::None => {}
+            Update::Put(s) => {
+                records.insert(account.to_vec(), s.clone());
+            }
+            Update::Delete => {
+                records.remove(account);
+            }
         }
-        Ok(out.response)
+        Ok(handled.answer().unwrap())
     }
 }
 
-fn pin(v: &InMemoryVault) -> FleetPin {
-    FleetPin::Pinned(v.fleet.fingerprint())
+/// A vault that does not keep what it is given (a bug, or a malicious operator): it sees
+/// each request in the clear, as every vault does, and changes registrations before its
+/// own logic runs.
+struct ForgetfulVault {
+    inner: MemoryVault,
+    change: fn(&mut Request),
 }
 
-fn vault() -> InMemoryVault {
-    InMemoryVault {
-        fleet: Fleet::generate(&mut OsRng, 10).unwrap(),
-        record: Mutex::new(None),
+impl VaultTransport for &ForgetfulVault {
+    async fn call(&self, message: Vec<u8>) -> Result<Vec<u8>, ClientError> {
+        let (fleet, account) = (&self.inner.fleet, ACCOUNT.as_bytes());
+        let (mut request, responder) = channel::open_request(fleet, account, &message).unwrap();
+        (self.change)(&mut request);
+        let mut records = self.inner.records.lock().unwrap();
+        let record = records
+            .get(account)
+            .map(|s| Record::open(s, fleet, account).unwrap());
+        let done = step(fleet, account, record, request, &mut OsRng).unwrap();
+        match done.change {
+            Change::None => {}
+            Change::Put(r) => {
+                records.insert(
+                    account.to_vec(),
+                    r.seal(fleet, account, &mut OsRng).unwrap(),
+                );
+            }
+            Change::Delete => {
+                records.remove(account);
+            }
+        }
+        Ok(responder.seal(&done.response).unwrap())
     }
+}
+
+fn key() -> BackupKey {
+    BackupKey::generate().unwrap()
 }
 
 #[tokio::test]
 async fn the_password_brings_back_the_key_and_only_the_password_does() {
-    let v = vault();
-    let k = BackupKey::generate().unwrap();
-    let reg = password::register(&v, &FleetPin::FirstUse, b"hunter2", &k, KSF, None)
-        .await
-        .unwrap();
-    assert_eq!(reg.max_guesses, 10);
-    assert_eq!(reg.fleet_fingerprint, v.fleet.fingerprint());
+    let v = MemoryVault::new();
+    let k = key();
+    let enabled = v.client().enable("hunter2hunter2", &k, KSF).await.unwrap();
+    assert_eq!(enabled.max_guesses, 10);
+    // The escrow check recovered once already, and refilled the budget.
     assert_eq!(
-        password::recover(&v, &pin(&v), b"hunter2")
-            .await
-            .unwrap()
-            .key,
-        k
+        v.client().status().await.unwrap(),
+        VaultStatus::Live {
+            guesses_left: 10,
+            max_guesses: 10
+        }
     );
-    match password::recover(&v, &pin(&v), b"hunter3").await {
+    assert_eq!(v.client().recover("hunter2hunter2").await.unwrap(), k);
+    match v.client().recover("hunter3hunter3").await {
         Err(ClientError::WrongPassword { guesses_left: 9 }) => {}
         Err(e) => panic!("{e}"),
         Ok(_) => panic!("a wrong password recovered the key"),
@@ -74,94 +121,119 @@ async fn the_password_brings_back_the_key_and_only_the_password_does() {
 }
 
 #[tokio::test]
-async fn changing_the_password_needs_proof_and_keeps_the_key() {
-    let v = vault();
-    let k = BackupKey::generate().unwrap();
-    password::register(&v, &FleetPin::FirstUse, b"old", &k, KSF, None)
+async fn changing_the_password_needs_k_and_keeps_the_key() {
+    let v = MemoryVault::new();
+    let k = key();
+    v.client().enable("old password", &k, KSF).await.unwrap();
+    // A second enable over the live record is refused, even with K: that is a change.
+    assert!(matches!(
+        v.client().enable("other password", &k, KSF).await,
+        Err(ClientError::Usage(_))
+    ));
+    // Another key proves nothing.
+    assert!(v
+        .client()
+        .change_password(&key(), "new password", KSF)
+        .await
+        .is_err());
+    assert_eq!(v.client().recover("old password").await.unwrap(), k);
+    v.client()
+        .change_password(&k, "new password", KSF)
         .await
         .unwrap();
-    // No proof: refused.
-    assert!(
-        password::register(&v, &FleetPin::FirstUse, b"new", &k, KSF, None)
-            .await
-            .is_err()
-    );
-    // Proof of the old password.
-    let rec = password::recover(&v, &pin(&v), b"old").await.unwrap();
-    password::register(
-        &v,
-        &FleetPin::FirstUse,
-        b"new",
-        &rec.key,
-        KSF,
-        Some(rec.authorization),
-    )
-    .await
-    .unwrap();
-    assert_eq!(
-        password::recover(&v, &pin(&v), b"new").await.unwrap().key,
-        k
-    );
-    // Proof of K.
-    let proof = Authorization::Key(password::k_proof(&k));
-    password::register(&v, &FleetPin::FirstUse, b"newer", &k, KSF, Some(proof))
-        .await
-        .unwrap();
-    assert_eq!(
-        password::recover(&v, &pin(&v), b"newer").await.unwrap().key,
-        k
-    );
+    assert_eq!(v.client().recover("new password").await.unwrap(), k);
+    assert!(matches!(
+        v.client().recover("old password").await,
+        Err(ClientError::WrongPassword { .. })
+    ));
 }
 
 #[tokio::test]
-async fn ten_wrong_passwords_lock_the_key_away() {
-    let v = vault();
-    let k = BackupKey::generate().unwrap();
-    password::register(&v, &FleetPin::FirstUse, b"right", &k, KSF, None)
-        .await
-        .unwrap();
+async fn ten_wrong_passwords_lock_the_key_away_and_delete_clears_the_tombstone() {
+    let v = MemoryVault::new();
+    let k = key();
+    v.client().enable("the right one", &k, KSF).await.unwrap();
     for left in (1..10).rev() {
         assert!(matches!(
-            password::recover(&v, &pin(&v), b"wrong").await,
+            v.client().recover("wrong").await,
             Err(ClientError::WrongPassword { guesses_left }) if guesses_left == left
         ));
     }
     assert!(matches!(
-        password::recover(&v, &pin(&v), b"wrong").await,
+        v.client().recover("wrong").await,
         Err(ClientError::Locked)
     ));
     assert!(matches!(
-        password::recover(&v, &pin(&v), b"right").await,
+        v.client().recover("the right one").await,
         Err(ClientError::Locked)
     ));
+    assert_eq!(
+        v.client().status().await.unwrap(),
+        VaultStatus::Locked { max_guesses: 10 }
+    );
+    v.client().delete(&k).await.unwrap();
+    assert_eq!(v.client().status().await.unwrap(), VaultStatus::Missing);
 }
 
 #[tokio::test]
-async fn a_substituted_vault_is_refused_before_it_learns_anything_useful() {
-    let real = vault();
-    let k = BackupKey::generate().unwrap();
-    password::register(&real, &FleetPin::FirstUse, b"pw", &k, KSF, None)
-        .await
-        .unwrap();
-    // An attacker's vault with its own fleet key, holding a registration for the same
-    // password (the worst case: it even knows the password's shape).
-    let fake = vault();
-    password::register(
-        &fake,
-        &FleetPin::FirstUse,
-        b"pw",
-        &BackupKey::generate().unwrap(),
-        KSF,
-        None,
-    )
-    .await
-    .unwrap();
-    match password::recover(&fake, &pin(&real), b"pw").await {
-        Err(ClientError::VaultKeyMismatch { .. }) => {}
-        Err(e) => panic!("{e}"),
-        Ok(_) => panic!("a substituted vault was accepted"),
+async fn a_new_password_follows_the_one_policy() {
+    let v = MemoryVault::new();
+    for weak in ["", "short", "tab\there!"] {
+        assert!(matches!(
+            v.client().enable(weak, &key(), KSF).await,
+            Err(ClientError::Usage(_))
+        ));
     }
-    // Registering through a substituted vault is refused before K is sealed and sent.
-    let res = password::register(&fake, &pin(&real), b"pw2", &k, KSF, None).await;
-    assert!(matches!(res, Err(ClientError::VaultKeyMismatch { .. })));
+    assert_eq!(v.client().status().await.unwrap(), VaultStatus::Missing);
+}
+
+#[tokio::test]
+async fn a_vault_that_loses_the_deposit_is_caught_at_once() {
+    let swaps: [fn(&mut Request); 3] = [
+        |r| {
+            if let Request::RegisterFinish { k_blob, .. } = r {
+                k_blob[50] ^= 1;
+            }
+        },
+        |r| {
+            if let Request::RegisterFinish { ksf, .. } = r {
+                ksf.t_cost += 1;
+            }
+        },
+        |r| {
+            if let Request::RegisterFinish { k_blob, .. } = r {
+                *k_blob = vec![1; 93];
+            }
+        },
+    ];
+    for change in swaps {
+        let v = ForgetfulVault {
+            inner: MemoryVault::new(),
+            change,
+        };
+        let client = PasswordVault::new(&v, ACCOUNT, v.inner.fleet.keys().clone());
+        match client.enable("a fine password", &key(), KSF).await {
+            Err(e @ ClientError::EscrowBroken(_)) => {
+                assert_eq!(e.class(), coffer_client::ErrorClass::Integrity)
+            }
+            other => panic!("a broken deposit was reported as {other:?}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn only_the_pinned_fleet_is_spoken_to() {
+    let real = MemoryVault::new();
+    let fake = MemoryVault::new();
+    // The front-end shows another fleet's keys: refused before anything is sent.
+    assert!(matches!(
+        pin_fleet(fake.fleet.keys().clone(), &real.fleet.fingerprint()),
+        Err(ClientError::VaultKeyMismatch { .. })
+    ));
+    // A front-end that routes the pinned fleet's channel to another vault gets nothing
+    // across: that vault cannot open the request, and its answers do not open.
+    let k = key();
+    let misrouted = PasswordVault::new(&fake, ACCOUNT, real.fleet.keys().clone());
+    assert!(misrouted.enable("a fine password", &k, KSF).await.is_err());
+    assert!(fake.records.lock().unwrap().is_empty());
 }

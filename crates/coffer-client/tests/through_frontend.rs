@@ -1,11 +1,11 @@
 //! The whole password-mode path on loopback: client → front-end (HTTPS) → vault node
 //! (HTTPS), with accounts verified by code.
 
-use coffer_client::frontend_http::Frontend;
-use coffer_client::password::{self, FleetPin};
+use coffer_client::frontend_http::{Frontend, FrontendVault};
+use coffer_client::password::{pin_fleet, KsfParams, PasswordVault, VaultStatus};
 use coffer_client::ClientError;
 use coffer_format::BackupKey;
-use coffer_vault_core::{Authorization, KsfParams};
+use coffer_vault_core::FleetKeys;
 
 const KSF: KsfParams = KsfParams {
     m_cost_kib: 8,
@@ -15,7 +15,7 @@ const KSF: KsfParams = KsfParams {
 
 struct Stack {
     frontend: Frontend,
-    pin: FleetPin,
+    keys: FleetKeys,
     base: String,
     tls: String,
     local: coffer_frontend::local::LocalStack,
@@ -27,9 +27,15 @@ async fn start_stack() -> Stack {
     let local = coffer_frontend::local::start(dir.path(), "127.0.0.1:0".parse().unwrap(), true)
         .await
         .unwrap();
+    let frontend = Frontend::new(&local.url, &[&local.tls_fingerprint]).unwrap();
+    let keys = pin_fleet(
+        frontend.fleet_keys().await.unwrap(),
+        &local.fleet_fingerprint,
+    )
+    .unwrap();
     Stack {
-        frontend: Frontend::new(&local.url, &local.tls_fingerprint).unwrap(),
-        pin: FleetPin::Pinned(local.fleet_fingerprint.clone()),
+        frontend,
+        keys,
         base: local.url.clone(),
         tls: local.tls_fingerprint.clone(),
         local,
@@ -44,6 +50,11 @@ impl Stack {
         let code = self.local.code_for(id).unwrap();
         self.frontend.verify_account(id, &code).await.unwrap()
     }
+
+    /// The vault record of `id`, as the holder of `credential` reaches it.
+    fn vault<'a>(&'a self, credential: &str, id: &str) -> PasswordVault<FrontendVault<'a>> {
+        PasswordVault::new(self.frontend.vault(credential), id, self.keys.clone())
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -51,28 +62,23 @@ async fn a_new_device_recovers_with_account_and_password_only() {
     let stack = start_stack().await;
     let k = BackupKey::generate().unwrap();
     let phone = stack.credential("+15550001").await;
-    password::register(
-        &stack.frontend.vault(&phone),
-        &stack.pin,
-        b"pw",
-        &k,
-        KSF,
-        None,
-    )
-    .await
-    .unwrap();
+    stack
+        .vault(&phone, "+15550001")
+        .enable("a password", &k, KSF)
+        .await
+        .unwrap();
     // A new phone: new verification (the old credential is revoked), then the password.
     let new_phone = stack.credential("+15550001").await;
-    let vault = stack.frontend.vault(&new_phone);
     assert_eq!(
-        password::recover(&vault, &stack.pin, b"pw")
+        stack
+            .vault(&new_phone, "+15550001")
+            .recover("a password")
             .await
-            .unwrap()
-            .key,
+            .unwrap(),
         k
     );
     assert!(matches!(
-        password::recover(&stack.frontend.vault(&phone), &stack.pin, b"pw").await,
+        stack.vault(&phone, "+15550001").recover("a password").await,
         Err(ClientError::Usage(_))
     ));
 }
@@ -82,57 +88,46 @@ async fn accounts_cannot_reach_each_other_and_hijackers_cannot_overwrite() {
     let stack = start_stack().await;
     let k = BackupKey::generate().unwrap();
     let alice = stack.credential("alice").await;
-    password::register(
-        &stack.frontend.vault(&alice),
-        &stack.pin,
-        b"alice-pw",
-        &k,
-        KSF,
-        None,
-    )
-    .await
-    .unwrap();
-    // Bob's credential only ever reaches Bob's (empty) record.
+    stack
+        .vault(&alice, "alice")
+        .enable("alice's password", &k, KSF)
+        .await
+        .unwrap();
+    // Bob's credential only ever reaches Bob's (empty) record; a request made for Alice's
+    // record and sent with Bob's credential does not even open at the vault.
     let bob = stack.credential("bob").await;
     assert!(matches!(
-        password::recover(&stack.frontend.vault(&bob), &stack.pin, b"alice-pw").await,
+        stack.vault(&bob, "bob").recover("alice's password").await,
         Err(ClientError::VaultRecordMissing)
     ));
+    assert!(stack
+        .vault(&bob, "alice")
+        .recover("alice's password")
+        .await
+        .is_err());
     // A hijacker who verifies Alice's account anew can spend guesses but cannot replace
     // or delete her record.
     let hijack = stack.credential("alice").await;
-    let v = stack.frontend.vault(&hijack);
-    assert!(password::register(
-        &v,
-        &stack.pin,
-        b"mine",
-        &BackupKey::generate().unwrap(),
-        KSF,
-        None
-    )
-    .await
-    .is_err());
-    assert!(password::register(
-        &v,
-        &stack.pin,
-        b"mine",
-        &BackupKey::generate().unwrap(),
-        KSF,
-        Some(Authorization::Key(vec![0; 32]))
-    )
-    .await
-    .is_err());
+    let v = stack.vault(&hijack, "alice");
+    let other = BackupKey::generate().unwrap();
+    assert!(v.enable("mine mine mine", &other, KSF).await.is_err());
+    assert!(v
+        .change_password(&other, "mine mine mine", KSF)
+        .await
+        .is_err());
+    assert!(v.delete(&other).await.is_err());
     assert!(matches!(
-        password::recover(&v, &stack.pin, b"guess").await,
+        v.recover("a guess").await,
         Err(ClientError::WrongPassword { guesses_left: 9 })
     ));
     // Alice's password still works from her next device.
     let alice2 = stack.credential("alice").await;
     assert_eq!(
-        password::recover(&stack.frontend.vault(&alice2), &stack.pin, b"alice-pw")
+        stack
+            .vault(&alice2, "alice")
+            .recover("alice's password")
             .await
-            .unwrap()
-            .key,
+            .unwrap(),
         k
     );
 }
@@ -149,7 +144,10 @@ async fn bad_codes_credentials_and_requests_get_4xx() {
         stack.frontend.register_account("").await,
         Err(ClientError::Usage(_))
     ));
-    let res = password::recover(&stack.frontend.vault("not-a-credential"), &stack.pin, b"x").await;
+    let res = stack
+        .vault("not-a-credential", "carol")
+        .recover("a guess")
+        .await;
     assert!(matches!(res, Err(ClientError::Usage(_))), "{:?}", res.err());
 }
 
@@ -157,7 +155,7 @@ async fn bad_codes_credentials_and_requests_get_4xx() {
 async fn the_openapi_document_matches_the_running_server() {
     let stack = start_stack().await;
     let http = reqwest::Client::builder()
-        .use_preconfigured_tls(coffer_tls::pinned_client_config(&stack.tls).unwrap())
+        .use_preconfigured_tls(coffer_tls::pinned_client_config(&[&stack.tls]).unwrap())
         .build()
         .unwrap();
     let committed = std::fs::read_to_string(
@@ -210,35 +208,24 @@ async fn the_openapi_document_matches_the_running_server() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hijacker_cannot_delete_a_live_record() {
-    use coffer_client::password::VaultTransport;
-    use coffer_vault_core::{Request, Response};
     let stack = start_stack().await;
     let owner = stack.credential("dave").await;
-    password::register(
-        &stack.frontend.vault(&owner),
-        &stack.pin,
-        b"pw",
-        &BackupKey::generate().unwrap(),
-        KSF,
-        None,
-    )
-    .await
-    .unwrap();
+    stack
+        .vault(&owner, "dave")
+        .enable("a password", &BackupKey::generate().unwrap(), KSF)
+        .await
+        .unwrap();
     let hijack = stack.credential("dave").await;
-    let v = stack.frontend.vault(&hijack);
-    for authorization in [
-        None,
-        Some(Authorization::Key(vec![0; 32])),
-        Some(Authorization::Session(vec![0; 32])),
-    ] {
-        assert_eq!(
-            v.call(Request::Delete { authorization }).await.unwrap(),
-            Response::Unauthorized
-        );
+    let v = stack.vault(&hijack, "dave");
+    for _ in 0..3 {
+        assert!(matches!(
+            v.delete(&BackupKey::generate().unwrap()).await,
+            Err(ClientError::Usage(_))
+        ));
     }
     assert!(matches!(
-        v.call(Request::Status).await.unwrap(),
-        Response::Status { locked: false, .. }
+        v.status().await.unwrap(),
+        VaultStatus::Live { .. }
     ));
 }
 
@@ -246,7 +233,7 @@ async fn a_hijacker_cannot_delete_a_live_record() {
 async fn malformed_and_oversized_requests_get_4xx_and_the_server_keeps_serving() {
     let stack = start_stack().await;
     let http = reqwest::Client::builder()
-        .use_preconfigured_tls(coffer_tls::pinned_client_config(&stack.tls).unwrap())
+        .use_preconfigured_tls(coffer_tls::pinned_client_config(&[&stack.tls]).unwrap())
         .build()
         .unwrap();
     let credential = stack.credential("erin").await;
@@ -258,8 +245,9 @@ async fn malformed_and_oversized_requests_get_4xx_and_the_server_keeps_serving()
         (
             "/v1/vault",
             Some(credential.as_str()),
-            br#"{"RecoverStart":{"request":"zz"}}"#.to_vec(),
+            br#"{"message":"zz"}"#.to_vec(),
         ),
+        ("/v1/vault", Some(credential.as_str()), b"{}".to_vec()),
         ("/v1/vault", Some(credential.as_str()), vec![b'x'; 1 << 20]),
     ];
     for (path, bearer, body) in cases {
@@ -278,15 +266,9 @@ async fn malformed_and_oversized_requests_get_4xx_and_the_server_keeps_serving()
             Err(e) => panic!("{path}: {e}"),
         }
     }
-    let k = BackupKey::generate().unwrap();
-    password::register(
-        &stack.frontend.vault(&credential),
-        &stack.pin,
-        b"pw",
-        &k,
-        KSF,
-        None,
-    )
-    .await
-    .unwrap();
+    stack
+        .vault(&credential, "erin")
+        .enable("a password", &BackupKey::generate().unwrap(), KSF)
+        .await
+        .unwrap();
 }

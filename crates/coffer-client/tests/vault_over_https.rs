@@ -2,11 +2,11 @@
 
 use std::net::SocketAddr;
 
-use coffer_client::password::{self, FleetPin};
+use coffer_client::password::{pin_fleet, KsfParams, PasswordVault};
 use coffer_client::vault_http::VaultHttp;
 use coffer_client::ClientError;
 use coffer_format::BackupKey;
-use coffer_vault_core::KsfParams;
+use coffer_vault_core::FleetKeys;
 
 const KSF: KsfParams = KsfParams {
     m_cost_kib: 8,
@@ -19,6 +19,7 @@ struct Node {
     addr: SocketAddr,
     info: coffer_vault_node::NodeInfo,
     token: String,
+    keys: FleetKeys,
 }
 
 async fn start_node() -> Node {
@@ -36,42 +37,50 @@ async fn start_node() -> Node {
         .unwrap();
     });
     let addr = rx.await.unwrap();
+    let keys = coffer_vault_node::VaultNode::open(dir.path())
+        .unwrap()
+        .fleet()
+        .keys()
+        .clone();
     Node {
         _dir: dir,
         addr,
         info,
         token,
+        keys,
     }
 }
 
-fn transport(node: &Node, account: &[u8]) -> VaultHttp {
+fn transport(node: &Node, account: &str) -> VaultHttp {
     VaultHttp::new(
         &format!("https://localhost:{}", node.addr.port()),
         &node.info.tls_fingerprint,
         &node.token,
-        account,
+        account.as_bytes(),
     )
     .unwrap()
+}
+
+fn vault(node: &Node, transport: VaultHttp, account: &str) -> PasswordVault<VaultHttp> {
+    let keys = pin_fleet(node.keys.clone(), &node.info.fleet_fingerprint).unwrap();
+    PasswordVault::new(transport, account, keys)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn register_and_recover_over_https_with_pinned_keys() {
     let node = start_node().await;
-    let v = transport(&node, b"alice");
+    let v = vault(&node, transport(&node, "alice"), "alice");
     let k = BackupKey::generate().unwrap();
-    let pin = FleetPin::Pinned(node.info.fleet_fingerprint.clone());
-    password::register(&v, &pin, b"pw", &k, KSF, None)
-        .await
-        .unwrap();
-    assert_eq!(password::recover(&v, &pin, b"pw").await.unwrap().key, k);
+    v.enable("a password", &k, KSF).await.unwrap();
+    assert_eq!(v.recover("a password").await.unwrap(), k);
     assert!(matches!(
-        password::recover(&v, &pin, b"nope").await,
+        v.recover("not it").await,
         Err(ClientError::WrongPassword { guesses_left: 9 })
     ));
     // Accounts are separate records.
-    let other = transport(&node, b"bob");
+    let other = vault(&node, transport(&node, "bob"), "bob");
     assert!(matches!(
-        password::recover(&other, &pin, b"pw").await,
+        other.recover("a password").await,
         Err(ClientError::VaultRecordMissing)
     ));
 }
@@ -79,45 +88,47 @@ async fn register_and_recover_over_https_with_pinned_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_tokens_certificates_and_bodies_are_refused() {
     let node = start_node().await;
-    let pin = FleetPin::FirstUse;
     let k = BackupKey::generate().unwrap();
+    let base = format!("https://localhost:{}", node.addr.port());
 
-    let bad_token = VaultHttp::new(
-        &format!("https://localhost:{}", node.addr.port()),
-        &node.info.tls_fingerprint,
-        "not-the-token",
-        b"alice",
-    )
-    .unwrap();
-    let res = password::register(&bad_token, &pin, b"pw", &k, KSF, None).await;
+    let bad_token =
+        VaultHttp::new(&base, &node.info.tls_fingerprint, &"x".repeat(64), b"alice").unwrap();
+    let res = vault(&node, bad_token, "alice")
+        .enable("a password", &k, KSF)
+        .await;
     assert!(
-        matches!(res, Err(ClientError::Storage { ref message, .. }) if message.starts_with("401")),
+        matches!(res, Err(ClientError::Usage(ref m)) if m.contains("401")),
         "{res:?}"
     );
 
-    let bad_cert = VaultHttp::new(
-        &format!("https://localhost:{}", node.addr.port()),
-        &"00".repeat(32),
-        &node.token,
-        b"alice",
-    )
-    .unwrap();
-    let res = password::register(&bad_cert, &pin, b"pw", &k, KSF, None).await;
+    let bad_cert = VaultHttp::new(&base, &"00".repeat(32), &node.token, b"alice").unwrap();
+    let res = vault(&node, bad_cert, "alice")
+        .enable("a password", &k, KSF)
+        .await;
     assert!(matches!(res, Err(ClientError::Unreachable(_))), "{res:?}");
+    assert!(VaultHttp::new(&base, "0000", &node.token, b"alice").is_err());
+    assert!(VaultHttp::new(
+        &format!("http://localhost:{}", node.addr.port()),
+        &node.info.tls_fingerprint,
+        &node.token,
+        b"alice"
+    )
+    .is_err());
 
     // Malformed and oversized bodies get 4xx answers, and the server keeps serving.
-    let tls = coffer_tls::pinned_client_config(&node.info.tls_fingerprint).unwrap();
+    let tls = coffer_tls::pinned_client_config(&[&node.info.tls_fingerprint]).unwrap();
     let http = reqwest::Client::builder()
         .use_preconfigured_tls(tls)
         .build()
         .unwrap();
-    let url = format!("https://localhost:{}/v1/vault/616c696365", node.addr.port());
+    let url = format!("{base}/v1/vault/616c696365");
     for body in [
         b"{not json".to_vec(),
         vec![b'x'; 1 << 20],
-        br#"{"RecoverStart":{"request":"zz"}}"#.to_vec(),
+        br#"{"message":"zz"}"#.to_vec(),
+        br#"{"message":"00"}"#.to_vec(),
     ] {
-        let oversized = body.len() > 1000;
+        let oversized = body.len() > 100_000;
         let sent = http
             .post(&url)
             .bearer_auth(node.token.trim())
@@ -133,19 +144,16 @@ async fn wrong_tokens_certificates_and_bodies_are_refused() {
         }
     }
     let status = http
-        .post(format!(
-            "https://localhost:{}/v1/vault/xyz",
-            node.addr.port()
-        ))
+        .post(format!("{base}/v1/vault/xyz"))
         .bearer_auth(node.token.trim())
-        .json(&coffer_vault_core::Request::Status)
+        .json(&serde_json::json!({"message": "00"}))
         .send()
         .await
         .unwrap()
         .status();
     assert_eq!(status, 400);
-    let good = transport(&node, b"alice");
-    password::register(&good, &pin, b"pw", &k, KSF, None)
+    vault(&node, transport(&node, "alice"), "alice")
+        .enable("a password", &k, KSF)
         .await
         .unwrap();
 }

@@ -230,7 +230,7 @@ fn router(shared: Arc<Shared>) -> Router {
 
 /// Serves the front-end until the process ends; `ready` gets the bound address.
 pub async fn serve(config: Config, ready: impl FnOnce(SocketAddr) + Send) -> std::io::Result<()> {
-    let pinned = coffer_tls::pinned_client_config(&config.vault.tls_fingerprint)
+    let pinned = coffer_tls::pinned_client_config(&[&config.vault.tls_fingerprint])
         .map_err(std::io::Error::other)?;
     let vault_http = reqwest::Client::builder()
         .use_preconfigured_tls(pinned)

@@ -19,6 +19,8 @@ pub enum TlsError {
     Certificate(String),
     #[error("TLS configuration: {0}")]
     Config(#[from] rustls::Error),
+    #[error("{0}")]
+    Pin(String),
 }
 
 /// A certificate and its private key, both DER.
@@ -78,11 +80,29 @@ pub fn public_client_config() -> Result<ClientConfig, TlsError> {
         .with_no_client_auth())
 }
 
-/// A client configuration that accepts only the server certificate with this fingerprint.
-pub fn pinned_client_config(fingerprint: &str) -> Result<ClientConfig, TlsError> {
+/// Whether `text` is a certificate fingerprint: exactly 64 hex digits (SHA-256).
+pub fn is_fingerprint(text: &str) -> bool {
+    text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// A client configuration that accepts only server certificates with these fingerprints:
+/// the current one and, during a rotation, the next (docs/OPERATIONS.md).
+pub fn pinned_client_config<S: AsRef<str>>(fingerprints: &[S]) -> Result<ClientConfig, TlsError> {
+    if fingerprints.is_empty() {
+        return Err(TlsError::Pin("no certificate fingerprint to pin".into()));
+    }
+    if let Some(bad) = fingerprints.iter().find(|f| !is_fingerprint(f.as_ref())) {
+        return Err(TlsError::Pin(format!(
+            "{:?} is not a certificate fingerprint (64 hex digits)",
+            bad.as_ref()
+        )));
+    }
     let provider = provider();
     let verifier = Arc::new(PinnedCert {
-        fingerprint: fingerprint.to_ascii_lowercase(),
+        fingerprints: fingerprints
+            .iter()
+            .map(|f| f.as_ref().to_ascii_lowercase())
+            .collect(),
         provider: provider.clone(),
     });
     Ok(ClientConfig::builder_with_provider(provider)
@@ -92,11 +112,11 @@ pub fn pinned_client_config(fingerprint: &str) -> Result<ClientConfig, TlsError>
         .with_no_client_auth())
 }
 
-/// Accepts exactly one certificate, by fingerprint, whatever its names and dates; the
-/// handshake signature is still verified against that certificate's key.
+/// Accepts only the pinned certificates, by fingerprint, whatever their names and dates; the
+/// handshake signature is still verified against the certificate's key.
 #[derive(Debug)]
 struct PinnedCert {
-    fingerprint: String,
+    fingerprints: Vec<String>,
     provider: Arc<CryptoProvider>,
 }
 
@@ -109,13 +129,13 @@ impl ServerCertVerifier for PinnedCert {
         _ocsp_response: &[u8],
         _now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        if fingerprint(end_entity) == self.fingerprint {
+        let seen = fingerprint(end_entity);
+        if self.fingerprints.contains(&seen) {
             Ok(ServerCertVerified::assertion())
         } else {
             Err(rustls::Error::General(format!(
-                "server certificate {} is not the pinned {}",
-                fingerprint(end_entity),
-                self.fingerprint
+                "server certificate {seen} is not the pinned {}",
+                self.fingerprints.join(" or ")
             )))
         }
     }

@@ -21,12 +21,20 @@ use crate::fleet::{Fleet, FleetKeys};
 use crate::labels;
 use crate::messages::{Request, Response};
 
+/// How a channel message crosses HTTP, on both hops: `{"message": "<lower-case hex>"}`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    #[serde(with = "crate::hex")]
+    pub message: Vec<u8>,
+}
+
 /// The Noise protocol name.
 pub const PATTERN: &str = "Noise_NK_25519_ChaChaPoly_SHA256";
 /// Payloads are padded to a multiple of this many bytes.
 pub const PAD_BLOCK: usize = 1024;
 /// Largest padded payload.
-pub const MAX_PAYLOAD: usize = 8 * PAD_BLOCK;
+pub const MAX_PAYLOAD: usize = 4 * PAD_BLOCK;
 /// Largest channel message: an ephemeral key, a padded payload and its tag.
 pub const MAX_MESSAGE: usize = 32 + MAX_PAYLOAD + 16;
 

@@ -1,6 +1,10 @@
 //! A Backup Key Vault node: the pure vault core ([`coffer_vault_core::handle`]) wrapped
 //! with durable storage and sealed fleet secrets. Every record change is committed (and
-//! fsynced) before the response is returned, so a spent guess survives any crash.
+//! fsynced) before the response is sealed and returned, so a spent guess survives any crash;
+//! a change that fails to commit is answered "unavailable", carrying nothing of the step.
+//!
+//! A node's directory is 0700 and every file in it 0600: the records, the sealed fleet
+//! secrets, the root key, the TLS key and the front-end token.
 
 mod sealing;
 pub mod server;
@@ -9,11 +13,15 @@ mod store;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-use coffer_vault_core::{handle, Fleet, RecordUpdate, Request, Response, VaultError};
+use coffer_vault_core::channel::ChannelError;
+use coffer_vault_core::{handle, Fleet, Update, VaultError};
 use rand_core::OsRng;
 
 pub use sealing::{KeyFile, NodePaths, SealingBackend};
-pub use store::{RecordStore, Update};
+pub use store::RecordStore;
+
+/// Shortest front-end token a node accepts: 32 bytes, as `init` makes (64 hex digits).
+pub const MIN_TOKEN_LEN: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
@@ -30,6 +38,9 @@ pub enum NodeError {
     Config(String),
     #[error(transparent)]
     Vault(#[from] VaultError),
+    /// A request that does not open: nobody to answer inside the channel.
+    #[error("vault channel: {0}")]
+    Channel(#[from] ChannelError),
 }
 
 impl NodeError {
@@ -44,6 +55,17 @@ impl NodeError {
     pub fn is_retryable(&self) -> bool {
         matches!(self, NodeError::Io { .. } | NodeError::Db(_))
     }
+}
+
+/// Creates `dir` (and missing parents) with mode 0700, or tightens an existing one to 0700.
+pub(crate) fn private_dir(dir: &Path) -> Result<(), NodeError> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| NodeError::io(dir, e))?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(|e| NodeError::io(dir, e))
 }
 
 /// What `init` made, for the operator to hand out.
@@ -62,7 +84,7 @@ pub struct NodeInfo {
 /// front-end token. Refuses to touch an existing node.
 pub fn init(dir: &Path, max_guesses: u16, tls_names: &[String]) -> Result<NodeInfo, NodeError> {
     let paths = NodePaths::new(dir);
-    fs::create_dir_all(dir).map_err(|e| NodeError::io(dir, e))?;
+    private_dir(dir)?;
     if paths.fleet.exists() || paths.root_key.exists() {
         return Err(NodeError::Config(format!(
             "{} already holds a vault node",
@@ -151,17 +173,33 @@ impl VaultNode {
         &self.fleet
     }
 
-    /// Handles one request: read, decide, commit durably, then answer.
-    pub fn process(&mut self, account: &[u8], request: Request) -> Result<Response, NodeError> {
+    /// Handles one channel message for `account`: read, decide, commit durably, then seal
+    /// the answer. A message that does not open is an error (there is nobody to answer); a
+    /// store that cannot read is an error too; a change that cannot be committed is answered
+    /// "unavailable" inside the channel.
+    pub fn process(&mut self, account: &[u8], message: &[u8]) -> Result<Vec<u8>, NodeError> {
         let fleet = &self.fleet;
-        self.store.transact(account, |sealed| {
-            let outcome = handle(fleet, account, sealed, request, &mut OsRng)?;
-            let update = match outcome.update {
-                RecordUpdate::Unchanged => Update::None,
-                RecordUpdate::Write(r) => Update::Put(r),
-                RecordUpdate::Delete => Update::Delete,
-            };
-            Ok((outcome.response, update))
+        let mut handled = None;
+        let committed = self.store.transact(account, |stored| {
+            let mut h = handle(fleet, account, stored, message, &mut OsRng)?;
+            let update = std::mem::replace(&mut h.update, Update::None);
+            handled = Some(h);
+            Ok(((), update))
+        });
+        let Some(h) = handled else {
+            return Err(committed.err().unwrap_or_else(|| {
+                NodeError::Config("the request was neither handled nor refused".into())
+            }));
+        };
+        if let Some(e) = &h.error {
+            tracing::error!("vault request failed: {e}");
+        }
+        Ok(match committed {
+            Ok(()) => h.answer()?,
+            Err(e) => {
+                tracing::error!("could not commit a record change: {e}");
+                h.unavailable()?
+            }
         })
     }
 }

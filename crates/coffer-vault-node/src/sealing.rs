@@ -114,6 +114,29 @@ pub(crate) fn write_private(path: &Path, data: &[u8]) -> Result<(), NodeError> {
     Ok(())
 }
 
+/// Makes sure `path` exists as a file readable by its owner only: created empty with mode
+/// 0600 when missing, tightened to 0600 when looser.
+pub(crate) fn create_private_if_missing(path: &Path) -> Result<(), NodeError> {
+    use std::os::unix::fs::PermissionsExt;
+    let f = fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| NodeError::io(path, e))?;
+    let mode = f
+        .metadata()
+        .map_err(|e| NodeError::io(path, e))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        f.set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(|e| NodeError::io(path, e))?;
+    }
+    Ok(())
+}
+
 /// Paths of a node's data directory.
 pub struct NodePaths {
     pub root_key: PathBuf,

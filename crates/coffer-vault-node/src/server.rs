@@ -1,9 +1,10 @@
 //! The node's network shell: HTTPS (rustls) for the front-ends, which authenticate with a
 //! bearer token and pin the node's TLS certificate.
 //!
-//! `POST /v1/vault/{account-hex}` takes a JSON [`Request`] and returns a JSON [`Response`];
-//! `GET /v1/fleet` returns the fleet fingerprint and guess budget. The record change a
-//! request causes is committed, fsynced, before its response is written.
+//! `POST /v1/vault/{account-hex}` takes a channel message (`{"message": hex}`, see
+//! [`coffer_vault_core::channel`]) and returns the sealed answer in the same shape;
+//! `GET /v1/fleet` returns the fleet's public keys, their fingerprint and the guess budget.
+//! The record change a request causes is committed, fsynced, before its answer is sealed.
 
 use std::fs;
 use std::net::SocketAddr;
@@ -14,7 +15,7 @@ use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use coffer_vault_core::{Request, Response};
+use coffer_vault_core::channel::Envelope;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
@@ -52,6 +53,10 @@ fn check_token(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
     }
 }
 
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn decode_account(hex: &str) -> Option<Vec<u8>> {
     if hex.is_empty() || hex.len() % 2 != 0 || hex.len() > 2 * MAX_ACCOUNT {
         return None;
@@ -66,8 +71,8 @@ async fn vault_call(
     State(shared): State<Arc<Shared>>,
     UrlPath(account): UrlPath<String>,
     headers: HeaderMap,
-    Json(request): Json<Request>,
-) -> Result<Json<Response>, ApiError> {
+    Json(envelope): Json<Envelope>,
+) -> Result<Json<Envelope>, ApiError> {
     check_token(&shared, &headers)?;
     let account = decode_account(&account).ok_or_else(|| {
         error(
@@ -81,7 +86,7 @@ async fn vault_call(
             .node
             .lock()
             .map_err(|_| NodeError::Config("node lock poisoned".into()))?;
-        node.process(&account, request)
+        node.process(&account, &envelope.message)
     })
     .await
     .map_err(|_| {
@@ -91,14 +96,8 @@ async fn vault_call(
         )
     })?;
     match result {
-        Ok(response) => Ok(Json(response)),
-        Err(NodeError::Vault(coffer_vault_core::VaultError::BadRecord)) => {
-            tracing::error!("a stored record failed authentication");
-            Err(error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "the stored record failed authentication",
-            ))
-        }
+        Ok(message) => Ok(Json(Envelope { message })),
+        Err(NodeError::Channel(e)) => Err(error(StatusCode::BAD_REQUEST, &e.to_string())),
         Err(e) => {
             tracing::error!("vault request failed: {e}");
             Err(error(
@@ -118,8 +117,11 @@ async fn fleet_info(
         .node
         .lock()
         .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "node lock poisoned"))?;
+    let keys = node.fleet().keys();
     Ok(Json(json!({
-        "fingerprint": node.fleet().fingerprint(),
+        "fingerprint": keys.fingerprint(),
+        "channel_key": hex(&keys.channel),
+        "opaque_key": hex(&keys.opaque),
         "max_guesses": node.fleet().max_guesses(),
     })))
 }
@@ -151,6 +153,14 @@ pub async fn serve(
         .trim()
         .as_bytes()
         .to_vec();
+    if token.len() < crate::MIN_TOKEN_LEN {
+        return Err(NodeError::Config(format!(
+            "{} holds a token of {} bytes; at least {} are required",
+            paths.frontend_token.display(),
+            token.len(),
+            crate::MIN_TOKEN_LEN
+        )));
+    }
     let tls = coffer_tls::server_config(&identity).map_err(|e| NodeError::Config(e.to_string()))?;
     let shared = Arc::new(Shared {
         node: Mutex::new(node),

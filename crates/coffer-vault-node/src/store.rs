@@ -7,6 +7,7 @@
 
 use std::path::Path;
 
+use coffer_vault_core::Update;
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior};
 
 use crate::NodeError;
@@ -16,7 +17,10 @@ pub struct RecordStore {
 }
 
 impl RecordStore {
+    /// Opens (creating, mode 0600, when missing) the store at `path`. SQLite gives its
+    /// `-wal` and `-shm` files the database file's mode.
     pub fn open(path: &Path) -> Result<RecordStore, NodeError> {
+        crate::sealing::create_private_if_missing(path)?;
         let conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
@@ -65,11 +69,4 @@ impl RecordStore {
         tx.commit()?;
         Ok(value)
     }
-}
-
-/// A change to one record.
-pub enum Update {
-    None,
-    Put(Vec<u8>),
-    Delete,
 }

@@ -3,12 +3,10 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use coffer_vault_core::{KsfParams, Request, Response, Suite};
+use coffer_vault_core::channel;
+use coffer_vault_core::client;
+use coffer_vault_core::{KsfParams, Request, Response};
 use coffer_vault_node::{init, VaultNode};
-use opaque_ke::{
-    ClientLogin, ClientRegistration, ClientRegistrationFinishParameters, Identifiers,
-    RegistrationResponse,
-};
 use rand_core::OsRng;
 
 const KSF: KsfParams = KsfParams {
@@ -17,63 +15,71 @@ const KSF: KsfParams = KsfParams {
     p_cost: 1,
 };
 
+/// One request through the channel, as a client sends it through a front-end.
+fn call(node: &mut VaultNode, account: &[u8], request: &Request) -> Response {
+    let (message, pending) = channel::seal_request(node.fleet().keys(), account, request).unwrap();
+    let reply = node.process(account, &message).unwrap();
+    pending.open(&reply).unwrap()
+}
+
 fn register(node: &mut VaultNode, account: &[u8], password: &[u8]) {
-    let start = ClientRegistration::<Suite>::start(&mut OsRng, password).unwrap();
-    let Response::RegisterStarted { response } = node
-        .process(
-            account,
-            Request::RegisterStart {
-                request: start.message.serialize().to_vec(),
-            },
-        )
-        .unwrap()
+    let (state, request) = client::start_registration(&mut OsRng, password).unwrap();
+    let Response::RegisterStarted {
+        registration_id,
+        response,
+    } = call(
+        node,
+        account,
+        &Request::RegisterStart {
+            request,
+            authorization: None,
+        },
+    )
     else {
         panic!()
     };
-    let argon = KSF.argon2().unwrap();
-    let fin = start
-        .state
-        .finish(
-            &mut OsRng,
-            password,
-            RegistrationResponse::deserialize(&response).unwrap(),
-            ClientRegistrationFinishParameters::new(Identifiers::default(), Some(&argon)),
-        )
-        .unwrap();
-    let r = node
-        .process(
-            account,
-            Request::RegisterFinish {
-                upload: fin.message.serialize().to_vec(),
-                k_blob: vec![1; 40],
-                k_verifier: vec![2; 32],
-                ksf: KSF,
-                authorization: None,
-            },
-        )
-        .unwrap();
+    let keys = node.fleet().keys().clone();
+    let reg =
+        client::finish_registration(&mut OsRng, state, password, &response, account, &keys, &KSF)
+            .unwrap();
+    let r = call(
+        node,
+        account,
+        &Request::RegisterFinish {
+            registration_id,
+            upload: reg.upload,
+            k_blob: vec![1; 40],
+            auth_key: vec![2; 32],
+            ksf: KSF,
+        },
+    );
     assert!(matches!(r, Response::Registered { .. }), "{r:?}");
 }
 
 fn start_login(node: &mut VaultNode, account: &[u8]) -> Response {
-    let start = ClientLogin::<Suite>::start(&mut OsRng, b"guess").unwrap();
-    node.process(
-        account,
-        Request::RecoverStart {
-            request: start.message.serialize().to_vec(),
-        },
-    )
-    .unwrap()
+    let (_, request) = client::start_login(&mut OsRng, b"guess").unwrap();
+    call(node, account, &Request::RecoverStart { request })
 }
 
 #[test]
 fn init_makes_private_secrets_and_refuses_to_run_twice() {
     use std::os::unix::fs::PermissionsExt;
-    let d = tempfile::tempdir().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let d = tempfile::TempDir::new_in(parent.path()).unwrap();
+    // A folder the operator made with the usual umask is tightened.
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let info = init(d.path(), 10, &["localhost".into()]).unwrap();
     let node = VaultNode::open(d.path()).unwrap();
     assert_eq!(node.fleet().fingerprint(), info.fleet_fingerprint);
-    for f in ["root.key", "fleet.sealed", "tls.key.der", "frontend.token"] {
+    let dir_mode = std::fs::metadata(d.path()).unwrap().permissions().mode();
+    assert_eq!(dir_mode & 0o777, 0o700, "the data folder");
+    for f in [
+        "root.key",
+        "fleet.sealed",
+        "tls.key.der",
+        "frontend.token",
+        "records.sqlite",
+    ] {
         let mode = std::fs::metadata(d.path().join(f))
             .unwrap()
             .permissions()
@@ -104,7 +110,7 @@ fn spent_guesses_survive_a_restart() {
     drop(node);
     let mut node = VaultNode::open(d.path()).unwrap();
     assert_eq!(
-        node.process(b"alice", Request::Status).unwrap(),
+        call(&mut node, b"alice", &Request::Status),
         Response::Status {
             locked: false,
             guesses_left: 7,
@@ -144,7 +150,7 @@ fn two_hundred_concurrent_attempts_get_exactly_the_budget_of_oprf_answers() {
     assert_eq!(refused.load(Ordering::SeqCst), 190);
     let mut node = VaultNode::open(d.path()).unwrap();
     assert_eq!(
-        node.process(b"bob", Request::Status).unwrap(),
+        call(&mut node, b"bob", &Request::Status),
         Response::Status {
             locked: true,
             guesses_left: 0,
@@ -165,7 +171,7 @@ fn a_locked_record_stays_locked_after_a_restart() {
     drop(node);
     let mut node = VaultNode::open(d.path()).unwrap();
     assert_eq!(
-        node.process(b"carol", Request::Status).unwrap(),
+        call(&mut node, b"carol", &Request::Status),
         Response::Status {
             locked: true,
             guesses_left: 0,
@@ -173,4 +179,31 @@ fn a_locked_record_stays_locked_after_a_restart() {
         }
     );
     assert_eq!(start_login(&mut node, b"carol"), Response::Locked);
+}
+
+#[test]
+fn a_message_that_does_not_open_is_refused_and_changes_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    init(d.path(), 10, &["localhost".into()]).unwrap();
+    let mut node = VaultNode::open(d.path()).unwrap();
+    register(&mut node, b"erin", b"pw");
+    let (_, request) = client::start_login(&mut OsRng, b"guess").unwrap();
+    let (mut message, _) = channel::seal_request(
+        node.fleet().keys(),
+        b"erin",
+        &Request::RecoverStart { request },
+    )
+    .unwrap();
+    message[40] ^= 1;
+    assert!(matches!(
+        node.process(b"erin", &message),
+        Err(coffer_vault_node::NodeError::Channel(_))
+    ));
+    assert!(matches!(
+        call(&mut node, b"erin", &Request::Status),
+        Response::Status {
+            guesses_left: 10,
+            ..
+        }
+    ));
 }

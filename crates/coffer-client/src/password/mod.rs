@@ -1,0 +1,345 @@
+//! Password mode, client side: K deposited in the Backup Key Vault behind a password.
+//!
+//! [`PasswordVault`] is the one facade: enable, recover, change the password, delete,
+//! status. Every request travels in the end-to-end channel to the pinned fleet
+//! ([`coffer_vault_core::channel`]), so the front-end in between relays ciphertext it can
+//! neither read nor alter undetected. A new password is reported set only after a full
+//! recovery with it has brought K back (the escrow check).
+
+mod k_blob;
+pub mod policy;
+
+use std::future::Future;
+
+use coffer_format::BackupKey;
+use coffer_vault_core::channel;
+use coffer_vault_core::client::{self, LoginOutcome};
+use coffer_vault_core::{derive_auth_key, Failure, Operation, Request, Response};
+use rand_core::OsRng;
+use subtle::ConstantTimeEq;
+
+use crate::error::ClientError;
+
+pub use coffer_vault_core::is_fingerprint as is_fleet_fingerprint;
+pub use coffer_vault_core::{FleetKeys, KsfParams};
+pub use k_blob::{open_k, seal_k};
+
+/// Carries sealed channel messages to the vault (through the front-end, in production) and
+/// brings back the sealed answers. It sees only ciphertext.
+pub trait VaultTransport {
+    fn call(&self, message: Vec<u8>) -> impl Future<Output = Result<Vec<u8>, ClientError>> + Send;
+}
+
+/// The fleet keys a front-end showed, accepted only when they are the fleet pinned as
+/// `fingerprint` (from the operator's printout, a flag or the profile: never from the
+/// front-end itself).
+pub fn pin_fleet(keys: FleetKeys, fingerprint: &str) -> Result<FleetKeys, ClientError> {
+    if keys.matches(fingerprint) {
+        Ok(keys)
+    } else {
+        Err(ClientError::VaultKeyMismatch {
+            expected: fingerprint.to_ascii_lowercase(),
+            seen: keys.fingerprint(),
+        })
+    }
+}
+
+/// The vault's view of this account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VaultStatus {
+    /// No record: nothing deposited, or deleted.
+    Missing,
+    Live {
+        guesses_left: u16,
+        max_guesses: u16,
+    },
+    /// Erased after too many wrong passwords.
+    Locked {
+        max_guesses: u16,
+    },
+}
+
+/// A password set, and checked by a recovery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enabled {
+    pub max_guesses: u16,
+}
+
+/// One account's record in the vault, reached through `transport`.
+pub struct PasswordVault<T> {
+    transport: T,
+    account: String,
+    keys: FleetKeys,
+}
+
+fn unexpected(response: Response) -> ClientError {
+    match response {
+        Response::Locked => ClientError::Locked,
+        Response::NotFound => ClientError::VaultRecordMissing,
+        Response::Unauthorized => ClientError::Usage(
+            "the vault refused: replacing or deleting this record needs the backup key; run `coffer change-password` or `coffer disable` on a device that holds it"
+                .into(),
+        ),
+        Response::Rejected { reason } => {
+            ClientError::Internal(format!("the vault rejected a request: {reason}"))
+        }
+        other => ClientError::Internal(format!("unexpected vault response: {other:?}")),
+    }
+}
+
+fn step_error(e: client::ClientStepError) -> ClientError {
+    match e {
+        client::ClientStepError::ServerKeyMismatch | client::ClientStepError::UnsafeKsf(_) => {
+            ClientError::VaultMisbehaved(e.to_string())
+        }
+        other => ClientError::Internal(other.to_string()),
+    }
+}
+
+impl<T: VaultTransport> PasswordVault<T> {
+    /// `keys` must be the pinned fleet's ([`pin_fleet`]).
+    pub fn new(transport: T, account: &str, keys: FleetKeys) -> PasswordVault<T> {
+        PasswordVault {
+            transport,
+            account: account.to_string(),
+            keys,
+        }
+    }
+
+    fn account(&self) -> &[u8] {
+        self.account.as_bytes()
+    }
+
+    /// One request through the channel. An answer that does not open is never taken for
+    /// the vault's.
+    async fn call(&self, request: &Request) -> Result<Response, ClientError> {
+        let (message, pending) = channel::seal_request(&self.keys, self.account(), request)
+            .map_err(|e| ClientError::Internal(e.to_string()))?;
+        let reply = self.transport.call(message).await?;
+        match pending.open(&reply) {
+            Ok(Response::Failed {
+                failure: Failure::RecordDamaged,
+            }) => Err(ClientError::VaultRecordDamaged),
+            Ok(Response::Failed {
+                failure: Failure::Unavailable,
+            }) => Err(ClientError::VaultUnavailable),
+            Ok(response) => Ok(response),
+            Err(_) => Err(ClientError::VaultNotAuthentic),
+        }
+    }
+
+    pub async fn status(&self) -> Result<VaultStatus, ClientError> {
+        match self.call(&Request::Status).await? {
+            Response::NotFound => Ok(VaultStatus::Missing),
+            Response::Status {
+                locked: true,
+                max_guesses,
+                ..
+            } => Ok(VaultStatus::Locked { max_guesses }),
+            Response::Status {
+                guesses_left,
+                max_guesses,
+                ..
+            } => Ok(VaultStatus::Live {
+                guesses_left,
+                max_guesses,
+            }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Deposits K behind `password` where the account has no live record, then checks the
+    /// deposit by recovering K with it.
+    pub async fn enable(
+        &self,
+        password: &str,
+        k: &BackupKey,
+        ksf: KsfParams,
+    ) -> Result<Enabled, ClientError> {
+        policy::check_new(password)?;
+        let max_guesses = self.register(password, k, ksf, false).await?;
+        self.check_escrow(password, k).await?;
+        Ok(Enabled { max_guesses })
+    }
+
+    /// Replaces the live record with one for `password`, proving K, then checks it by
+    /// recovering K with the new password. K itself is unchanged.
+    pub async fn change_password(
+        &self,
+        k: &BackupKey,
+        password: &str,
+        ksf: KsfParams,
+    ) -> Result<Enabled, ClientError> {
+        policy::check_new(password)?;
+        let max_guesses = self.register(password, k, ksf, true).await?;
+        self.check_escrow(password, k).await?;
+        Ok(Enabled { max_guesses })
+    }
+
+    /// Recovers K with `password`. A wrong password costs one guess and is reported with the
+    /// guesses left.
+    pub async fn recover(&self, password: &str) -> Result<BackupKey, ClientError> {
+        policy::check_any(password)?;
+        let pw = password.as_bytes();
+        let (state, request) = client::start_login(&mut OsRng, pw).map_err(step_error)?;
+        let (response, ksf) = match self.call(&Request::RecoverStart { request }).await? {
+            Response::RecoverStarted { response, ksf, .. } => (response, ksf),
+            other => return Err(unexpected(other)),
+        };
+        let outcome = client::finish_login(
+            &mut OsRng,
+            state,
+            pw,
+            &response,
+            self.account(),
+            &self.keys,
+            &ksf,
+        )
+        .map_err(step_error)?;
+        // A wrong password cannot produce a valid finalization; a dummy one closes the
+        // attempt now rather than at the next one.
+        let (finalization, login) = match outcome {
+            LoginOutcome::Finished(login) => (login.finalization.clone(), Some(login)),
+            LoginOutcome::WrongPassword => (LoginOutcome::dummy_finalization(), None),
+        };
+        match (
+            self.call(&Request::RecoverFinish { finalization }).await?,
+            login,
+        ) {
+            (Response::Recovered { sealed_k_blob }, Some(login)) => {
+                let blob = client::open_k_transport(&login.session_key, &sealed_k_blob).ok_or(
+                    ClientError::VaultMisbehaved(
+                        "the K blob did not open under the session key".into(),
+                    ),
+                )?;
+                open_k(&login.export_key, &blob)
+            }
+            (Response::WrongPassword { guesses_left }, _) => {
+                Err(ClientError::WrongPassword { guesses_left })
+            }
+            (Response::Recovered { .. }, None) => Err(ClientError::VaultMisbehaved(
+                "the vault accepted a login this client could not finish".into(),
+            )),
+            (other, _) => Err(unexpected(other)),
+        }
+    }
+
+    /// Removes the record, proving K. A record already gone is fine.
+    pub async fn delete(&self, k: &BackupKey) -> Result<(), ClientError> {
+        let authorization = match self.call(&Request::Challenge).await? {
+            Response::Challenge { nonce } => Some(client::authorize(
+                derive_auth_key(k.as_bytes()).as_ref(),
+                self.account(),
+                &nonce,
+                Operation::Delete,
+                &[],
+            )),
+            // A tombstone needs no proof; no record needs no deletion.
+            Response::Locked => None,
+            Response::NotFound => return Ok(()),
+            other => return Err(unexpected(other)),
+        };
+        match self.call(&Request::Delete { authorization }).await? {
+            Response::Deleted | Response::NotFound => Ok(()),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A registration; over a live record (`replace`), with proof of K.
+    async fn register(
+        &self,
+        password: &str,
+        k: &BackupKey,
+        ksf: KsfParams,
+        replace: bool,
+    ) -> Result<u16, ClientError> {
+        if !ksf.is_sane() {
+            return Err(ClientError::Usage(format!(
+                "Argon2id parameters out of bounds: {ksf:?}"
+            )));
+        }
+        let pw = password.as_bytes();
+        let auth_key = derive_auth_key(k.as_bytes());
+        let (state, request) = client::start_registration(&mut OsRng, pw).map_err(step_error)?;
+        let authorization = if replace {
+            match self.call(&Request::Challenge).await? {
+                Response::Challenge { nonce } => Some(client::authorize(
+                    auth_key.as_ref(),
+                    self.account(),
+                    &nonce,
+                    Operation::Replace,
+                    &request,
+                )),
+                // A locked or missing record can be registered over without proof.
+                Response::Locked | Response::NotFound => None,
+                other => return Err(unexpected(other)),
+            }
+        } else {
+            None
+        };
+        let (registration_id, response) = match self
+            .call(&Request::RegisterStart {
+                request,
+                authorization,
+            })
+            .await?
+        {
+            Response::RegisterStarted {
+                registration_id,
+                response,
+            } => (registration_id, response),
+            Response::Unauthorized if !replace => {
+                return Err(ClientError::Usage(
+                    "the vault already holds a backup key for this account; recover it with `coffer restore` on this device, or change the password on a device that holds the key"
+                        .into(),
+                ))
+            }
+            other => return Err(unexpected(other)),
+        };
+        let registration = client::finish_registration(
+            &mut OsRng,
+            state,
+            pw,
+            &response,
+            self.account(),
+            &self.keys,
+            &ksf,
+        )
+        .map_err(step_error)?;
+        let k_blob = seal_k(&registration.export_key, k)?;
+        match self
+            .call(&Request::RegisterFinish {
+                registration_id,
+                upload: registration.upload,
+                k_blob,
+                auth_key: auth_key.to_vec(),
+                ksf,
+            })
+            .await?
+        {
+            Response::Registered { max_guesses } => Ok(max_guesses),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// A full recovery with the password just set must bring K back; otherwise the deposit
+    /// is broken, and it must be known now rather than on the day the phone is lost.
+    async fn check_escrow(&self, password: &str, k: &BackupKey) -> Result<(), ClientError> {
+        let recovered = match self.recover(password).await {
+            Ok(key) => key,
+            Err(ClientError::WrongPassword { .. }) => {
+                return Err(ClientError::EscrowBroken(
+                    "the new password does not open the record the vault kept",
+                ))
+            }
+            Err(e) => return Err(e),
+        };
+        if bool::from(recovered.as_bytes().ct_eq(k.as_bytes())) {
+            Ok(())
+        } else {
+            Err(ClientError::EscrowBroken(
+                "the vault gave back a different key",
+            ))
+        }
+    }
+}
