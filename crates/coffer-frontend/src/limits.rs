@@ -31,6 +31,8 @@ const ATTEMPTS_PER_ADDRESS: Rate = Rate {
     burst: 300.0,
     per_minute: 600.0,
 };
+#[cfg(test)]
+static SCANNED: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 /// Buckets kept before idle ones are dropped.
 const MAX_BUCKETS: usize = 100_000;
 
@@ -65,6 +67,8 @@ impl RateLimits {
         if buckets.len() > MAX_BUCKETS {
             // Forget full buckets: they would allow a request anyway.
             buckets.retain(|(k, _), (tokens, at)| {
+                #[cfg(test)]
+                SCANNED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let r = rate_of(*k);
                 *tokens + at.elapsed().as_secs_f64() * r.per_minute / 60.0 < r.burst
             });
@@ -115,5 +119,53 @@ mod tests {
         assert_eq!(allowed, 5);
         // Another account from the same address still has its own budget.
         assert!(l.allow_code("bob", ip));
+    }
+
+    // Attacks found in review, written against this limiter before it was replaced.
+
+    #[test]
+    fn attack_one_address_creates_unbounded_buckets_and_every_request_scans_them() {
+        let l = RateLimits::default();
+        let attacker: IpAddr = "203.0.113.7".parse().unwrap();
+        // The per-address limit refuses the attacker after 20 requests, yet every request
+        // still leaves a bucket for its id behind.
+        let refused = (0..MAX_BUCKETS + 1_000)
+            .filter(|i| !l.allow_code(&format!("id-{i}"), attacker))
+            .count();
+        let count = l.buckets.lock().unwrap().len();
+        let before = SCANNED.load(std::sync::atomic::Ordering::Relaxed);
+        let _ = l.allow_code("alice", "198.51.100.1".parse().unwrap());
+        let scanned = SCANNED.load(std::sync::atomic::Ordering::Relaxed) - before;
+        assert!(
+            count <= MAX_BUCKETS && scanned < 100,
+            "{count} buckets from one address ({refused} of its requests were refused); \
+             one more request from another address scanned {scanned} buckets"
+        );
+    }
+
+    #[test]
+    fn attack_wrong_codes_lock_the_victim_out_of_the_vault() {
+        let l = RateLimits::default();
+        let attacker: IpAddr = "203.0.113.7".parse().unwrap();
+        let victim: IpAddr = "198.51.100.1".parse().unwrap();
+        for _ in 0..100 {
+            l.allow_attempt("victim", attacker); // a wrong code check
+        }
+        assert!(
+            l.allow_attempt("victim", victim), // the victim's vault call
+            "the victim's vault call is refused after wrong codes from elsewhere"
+        );
+    }
+
+    #[test]
+    fn attack_one_ipv6_host_rotates_addresses() {
+        let l = RateLimits::default();
+        let allowed = (0..100u32)
+            .filter(|i| {
+                let ip: IpAddr = format!("2001:db8:0:1::{i:x}").parse().unwrap();
+                l.allow_code(&format!("id-{i}"), ip)
+            })
+            .count();
+        assert!(allowed <= 20, "{allowed} code requests from one /64");
     }
 }
