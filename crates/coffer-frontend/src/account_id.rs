@@ -18,8 +18,7 @@ pub struct BadAccountId;
 
 impl AccountId {
     pub fn parse(id: &str) -> Result<AccountId, BadAccountId> {
-        if id.is_empty() || id.len() > MAX_ACCOUNT_ID || !id.bytes().all(|b| b.is_ascii_graphic())
-        {
+        if id.is_empty() || id.len() > MAX_ACCOUNT_ID || !id.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(BadAccountId);
         }
         Ok(AccountId(id.to_string()))
