@@ -478,26 +478,39 @@ async fn attack_local_files_are_private() {
     assert_eq!(mode(&db), 0o600);
 }
 
-/// SQLite creates its WAL side files with the database file's permissions: a private
-/// database in WAL mode keeps `-wal` and `-shm` private too.
+/// SQLite creates its side files with the database file's permissions: a private
+/// database keeps `-wal` and `-shm` (WAL mode) and `-journal` (the default rollback
+/// journal, kept here with PERSIST so that it can be looked at) private too.
 #[tokio::test]
-async fn sqlite_wal_files_follow_the_database_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("accounts.db");
-    let url = format!("sqlite://{}?mode=rwc", db.display());
-    let accounts = Accounts::connect(&url, CodeKey::generate()).await.unwrap();
-    let pool = sqlx::any::AnyPoolOptions::new()
-        .connect(&url)
-        .await
-        .unwrap();
-    sqlx::query("PRAGMA journal_mode=WAL")
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-    let alice = id("alice");
-    let code = accounts.register(&alice, 0).await.unwrap();
-    accounts.verify(&alice, code.as_str(), 1).await.unwrap();
-    for side in ["accounts.db-wal", "accounts.db-shm"] {
-        assert_eq!(mode(&dir.path().join(side)), 0o600, "{side}");
+async fn sqlite_side_files_follow_the_database_file() {
+    for (journal, sides) in [
+        ("WAL", &["accounts.db-wal", "accounts.db-shm"][..]),
+        ("PERSIST", &["accounts.db-journal"][..]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("accounts.db");
+        let url = format!("sqlite://{}?mode=rwc", db.display());
+        let accounts = Accounts::connect(&url, CodeKey::generate()).await.unwrap();
+        let alice = id("alice");
+        let code = accounts.register(&alice, 0).await.unwrap();
+        accounts.verify(&alice, code.as_str(), 1).await.unwrap();
+        let pool = sqlx::any::AnyPoolOptions::new()
+            .max_connections(1)
+            .connect(&url)
+            .await
+            .unwrap();
+        sqlx::query(&format!("PRAGMA journal_mode={journal}"))
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        // A write through the probe connection, whose journal mode is the one set above
+        // (PERSIST is per connection, WAL stays with the file).
+        sqlx::query("CREATE TABLE side_file_probe (x BIGINT)")
+            .execute(&pool)
+            .await
+            .unwrap();
+        for side in sides {
+            assert_eq!(mode(&dir.path().join(side)), 0o600, "{journal}: {side}");
+        }
     }
 }
