@@ -110,7 +110,7 @@ pub async fn frontend_serve(
     let config = coffer_frontend::server::Config {
         listen,
         identity,
-        accounts: coffer_frontend::accounts::Accounts::connect(&accounts_url)
+        accounts: coffer_frontend::accounts::Accounts::open(&accounts_url, &data.join("code.key"))
             .await
             .context("cannot open the account database")?,
         verifier,

@@ -3,7 +3,13 @@
 
 pub mod account_id;
 pub mod accounts;
+pub mod backoff;
+pub mod code;
+pub mod code_key;
+pub mod credential;
 mod limits;
 pub mod local;
+mod private_file;
 pub mod server;
+mod sqlite_file;
 pub mod verifier;

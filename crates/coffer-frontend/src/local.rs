@@ -86,10 +86,13 @@ pub async fn start(
     let identity = load_or_create_identity(&fe_dir)?;
     let tls_fingerprint = coffer_tls::fingerprint(&identity.cert_der);
     let codes = dir.join("codes.txt");
-    let accounts = Accounts::connect(&format!(
-        "sqlite://{}?mode=rwc",
-        fe_dir.join("accounts.sqlite").display()
-    ))
+    let accounts = Accounts::open(
+        &format!(
+            "sqlite://{}?mode=rwc",
+            fe_dir.join("accounts.sqlite").display()
+        ),
+        &fe_dir.join("code.key"),
+    )
     .await?;
     let config = Config {
         listen,

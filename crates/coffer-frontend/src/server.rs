@@ -23,6 +23,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::account_id::AccountId;
 use crate::accounts::{AccountError, Accounts};
 use crate::limits::RateLimits;
 use crate::verifier::Verifier;
@@ -69,11 +70,12 @@ fn fail(status: StatusCode, message: &str) -> Response {
 
 fn account_error(e: AccountError) -> Response {
     match e {
-        AccountError::BadId => fail(StatusCode::BAD_REQUEST, &e.to_string()),
-        AccountError::BadCode | AccountError::BadCredential => {
-            fail(StatusCode::UNAUTHORIZED, &e.to_string())
-        }
-        AccountError::Db(_) => {
+        AccountError::MalformedCode => fail(StatusCode::BAD_REQUEST, &e.to_string()),
+        AccountError::WrongCode { .. }
+        | AccountError::NoPendingCode
+        | AccountError::BadCredential => fail(StatusCode::UNAUTHORIZED, &e.to_string()),
+        AccountError::TooManyFailures { .. } => fail(StatusCode::TOO_MANY_REQUESTS, &e.to_string()),
+        AccountError::Db(_) | AccountError::CodeKey(_) | AccountError::CorruptRecord => {
             tracing::error!("account database: {e}");
             fail(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -105,11 +107,15 @@ async fn register(
             "too many verification requests; wait and retry",
         );
     }
-    let code = match s.accounts.register(&body.id, now()).await {
+    let id = match AccountId::parse(&body.id) {
+        Ok(id) => id,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    let code = match s.accounts.register(&id, now()).await {
         Ok(c) => c,
         Err(e) => return account_error(e),
     };
-    if let Err(e) = s.verifier.deliver(&body.id, &code).await {
+    if let Err(e) = s.verifier.deliver(&id, &code).await {
         tracing::error!("{e}");
         return fail(
             StatusCode::BAD_GATEWAY,
@@ -130,8 +136,12 @@ async fn verify(
             "too many attempts; wait and retry",
         );
     }
-    match s.accounts.verify(&body.id, &body.code, now()).await {
-        Ok(credential) => Json(json!({ "credential": credential })).into_response(),
+    let id = match AccountId::parse(&body.id) {
+        Ok(id) => id,
+        Err(e) => return fail(StatusCode::BAD_REQUEST, &e.to_string()),
+    };
+    match s.accounts.verify(&id, &body.code, now()).await {
+        Ok(credential) => Json(json!({ "credential": credential.as_str() })).into_response(),
         Err(e) => account_error(e),
     }
 }
@@ -157,13 +167,17 @@ async fn vault(
         Ok(a) => a,
         Err(e) => return account_error(e),
     };
-    if !s.limits.allow_attempt(&account, peer.ip()) {
+    if !s.limits.allow_attempt(account.as_str(), peer.ip()) {
         return fail(
             StatusCode::TOO_MANY_REQUESTS,
             "too many requests for this account; wait and retry",
         );
     }
-    let hex: String = account.bytes().map(|b| format!("{b:02x}")).collect();
+    let hex: String = account
+        .as_str()
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     let url = format!("{}/v1/vault/{hex}", s.vault.url);
     let sent = s
         .vault_http

@@ -5,6 +5,8 @@ use std::sync::{Arc, Mutex};
 use axum::http::StatusCode;
 use axum::routing::post;
 use axum::{Json, Router};
+use coffer_frontend::account_id::AccountId;
+use coffer_frontend::code::VerificationCode;
 use coffer_frontend::verifier::Verifier;
 use serde_json::Value;
 
@@ -27,27 +29,38 @@ async fn gateway(status: StatusCode) -> (String, Arc<Mutex<Vec<Value>>>) {
     (format!("http://{addr}/send"), seen)
 }
 
+fn account(id: &str) -> AccountId {
+    AccountId::parse(id).unwrap()
+}
+
+fn code(digits: &str) -> VerificationCode {
+    VerificationCode::parse(digits).unwrap()
+}
+
 #[tokio::test]
 async fn codes_are_posted_to_the_gateway() {
     let (url, seen) = gateway(StatusCode::OK).await;
     Verifier::Webhook(url)
-        .deliver("+15550100", "123456")
+        .deliver(&account("+15550100"), &code("01234567"))
         .await
         .unwrap();
     let got = seen.lock().unwrap().clone();
     assert_eq!(
         got,
-        vec![serde_json::json!({"account": "+15550100", "code": "123456"})]
+        vec![serde_json::json!({"account": "+15550100", "code": "01234567"})]
     );
 }
 
 #[tokio::test]
 async fn a_failing_gateway_is_reported() {
     let (url, _) = gateway(StatusCode::INTERNAL_SERVER_ERROR).await;
-    let err = Verifier::Webhook(url).deliver("a", "1").await.unwrap_err();
+    let err = Verifier::Webhook(url)
+        .deliver(&account("a"), &code("11111111"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("500"), "{err}");
     let err = Verifier::Webhook("http://127.0.0.1:9/send".into())
-        .deliver("a", "1")
+        .deliver(&account("a"), &code("11111111"))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("could not deliver"), "{err}");
