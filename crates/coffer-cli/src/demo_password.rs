@@ -32,12 +32,11 @@ struct Servers {
     frontend: Frontend,
     fleet: String,
     keys: coffer_client::password::FleetKeys,
-    stack: coffer_frontend::local::LocalStack,
+    stack: coffer_stack::LocalStack,
 }
 
 async fn start_servers(dir: &Path) -> Result<Servers> {
-    let stack =
-        coffer_frontend::local::start(dir, "127.0.0.1:0".parse().expect("valid"), true).await?;
+    let stack = coffer_stack::start(dir, "127.0.0.1:0".parse().expect("valid"), true).await?;
     let frontend = Frontend::new(&stack.url, &[&stack.tls_fingerprint])?;
     // The demo knows the fleet it started, as an operator's printout would tell a user.
     let keys = pin_fleet(frontend.fleet_keys().await?, &stack.fleet_fingerprint)?;

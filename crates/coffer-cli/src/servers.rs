@@ -66,7 +66,7 @@ pub async fn vault_serve(out: &Output, dir: &Path, listen: std::net::SocketAddr)
 
 /// `coffer serve`: a vault node and a front-end in one process, with embedded stores.
 pub async fn serve(out: &Output, data: &Path, listen: std::net::SocketAddr) -> Result<()> {
-    let stack = coffer_frontend::local::start(data, listen, true).await?;
+    let stack = coffer_stack::start(data, listen, true).await?;
     let (fp, fleet, codes) = (
         &stack.tls_fingerprint,
         &stack.fleet_fingerprint,
@@ -99,7 +99,7 @@ pub async fn frontend_serve(
     verifier: coffer_frontend::verifier::Verifier,
     vault: coffer_frontend::server::VaultLink,
 ) -> Result<()> {
-    let identity = coffer_frontend::local::load_or_create_identity(data)?;
+    let identity = coffer_stack::load_or_create_identity(data)?;
     let fe_fingerprint = coffer_tls::fingerprint(&identity.cert_der);
     let accounts_url = accounts.unwrap_or_else(|| {
         format!(

@@ -169,7 +169,7 @@ fn channel_cost(seconds: u64) -> f64 {
 async fn stack(ksf: KsfParams, seconds: u64, clients: u64) -> (f64, Duration, Duration) {
     let dir = tempfile::tempdir().unwrap();
     // Rate limits off: this measures capacity, not policy.
-    let local = coffer_frontend::local::start(dir.path(), "127.0.0.1:0".parse().unwrap(), false)
+    let local = coffer_stack::start(dir.path(), "127.0.0.1:0".parse().unwrap(), false)
         .await
         .unwrap();
     let (base, tls) = (local.url.clone(), local.tls_fingerprint.clone());

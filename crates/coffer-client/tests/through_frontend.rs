@@ -18,13 +18,13 @@ struct Stack {
     keys: FleetKeys,
     base: String,
     tls: String,
-    local: coffer_frontend::local::LocalStack,
+    local: coffer_stack::LocalStack,
     _dir: tempfile::TempDir,
 }
 
 async fn start_stack() -> Stack {
     let dir = tempfile::tempdir().unwrap();
-    let local = coffer_frontend::local::start(dir.path(), "127.0.0.1:0".parse().unwrap(), true)
+    let local = coffer_stack::start(dir.path(), "127.0.0.1:0".parse().unwrap(), true)
         .await
         .unwrap();
     let frontend = Frontend::new(&local.url, &[&local.tls_fingerprint]).unwrap();

@@ -8,7 +8,6 @@ pub mod code;
 pub mod code_key;
 pub mod credential;
 mod limits;
-pub mod local;
 mod private_file;
 pub mod server;
 mod sqlite_file;

@@ -5,7 +5,12 @@
 //! its certificate (pinning), so no certificate authority is trusted at all: a front-end
 //! with a development certificate is as safe as one with a public one, once pinned.
 
+mod files;
+
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+pub use files::IdentityDir;
 
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{ring, verify_tls12_signature, verify_tls13_signature, CryptoProvider};
@@ -21,6 +26,20 @@ pub enum TlsError {
     Config(#[from] rustls::Error),
     #[error("{0}")]
     Pin(String),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl TlsError {
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> TlsError {
+        TlsError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
 }
 
 /// A certificate and its private key, both DER.

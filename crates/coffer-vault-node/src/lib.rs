@@ -75,6 +75,8 @@ pub struct NodeInfo {
     pub fleet_fingerprint: String,
     /// The TLS certificate fingerprint front-ends pin.
     pub tls_fingerprint: String,
+    /// The next certificate's, when a rotation is under way (front-ends pin both).
+    pub next_tls_fingerprint: Option<String>,
     /// Where the front-end token is.
     pub frontend_token: PathBuf,
 }
@@ -95,10 +97,9 @@ pub fn init(dir: &Path, max_guesses: u16, tls_names: &[String]) -> Result<NodeIn
     let backend = KeyFile::create(&paths.root_key)?;
     sealing::write_private(&paths.fleet, &backend.seal(&fleet.to_bytes())?)?;
     RecordStore::open(&paths.records)?;
-    let identity = coffer_tls::development_identity(tls_names)
+    let identity = coffer_tls::IdentityDir::new(dir)
+        .load_or_create(tls_names)
         .map_err(|e| NodeError::Config(e.to_string()))?;
-    sealing::write_private(&paths.tls_key, &identity.key_der)?;
-    sealing::write_private(&paths.tls_cert, &identity.cert_der)?;
     let mut token = [0u8; 32];
     rand_core::RngCore::fill_bytes(&mut OsRng, &mut token);
     let token: String = token.iter().map(|b| format!("{b:02x}")).collect();
@@ -106,6 +107,7 @@ pub fn init(dir: &Path, max_guesses: u16, tls_names: &[String]) -> Result<NodeIn
     Ok(NodeInfo {
         fleet_fingerprint: fleet.fingerprint(),
         tls_fingerprint: coffer_tls::fingerprint(&identity.cert_der),
+        next_tls_fingerprint: None,
         frontend_token: paths.frontend_token,
     })
 }
@@ -113,10 +115,17 @@ pub fn init(dir: &Path, max_guesses: u16, tls_names: &[String]) -> Result<NodeIn
 /// The facts of an existing node's directory (what `init` printed).
 pub fn info(dir: &Path) -> Result<NodeInfo, NodeError> {
     let paths = NodePaths::new(dir);
-    let cert = fs::read(&paths.tls_cert).map_err(|e| NodeError::io(&paths.tls_cert, e))?;
+    let tls = coffer_tls::IdentityDir::new(dir);
+    let cert = tls
+        .load()
+        .map_err(|e| NodeError::Config(e.to_string()))?
+        .cert_der;
     Ok(NodeInfo {
         fleet_fingerprint: VaultNode::open(dir)?.fleet().fingerprint(),
         tls_fingerprint: coffer_tls::fingerprint(&cert),
+        next_tls_fingerprint: tls
+            .next_fingerprint()
+            .map_err(|e| NodeError::Config(e.to_string()))?,
         frontend_token: paths.frontend_token,
     })
 }

@@ -142,9 +142,6 @@ pub struct NodePaths {
     pub root_key: PathBuf,
     pub fleet: PathBuf,
     pub records: PathBuf,
-    /// The node's TLS certificate (DER) and key, which front-ends pin.
-    pub tls_cert: PathBuf,
-    pub tls_key: PathBuf,
     /// The bearer token front-ends present.
     pub frontend_token: PathBuf,
 }
@@ -155,8 +152,6 @@ impl NodePaths {
             root_key: dir.join("root.key"),
             fleet: dir.join("fleet.sealed"),
             records: dir.join("records.sqlite"),
-            tls_cert: dir.join("tls.cert.der"),
-            tls_key: dir.join("tls.key.der"),
             frontend_token: dir.join("frontend.token"),
         }
     }

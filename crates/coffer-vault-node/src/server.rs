@@ -144,10 +144,9 @@ pub async fn serve(
 ) -> Result<(), NodeError> {
     let paths = NodePaths::new(dir);
     let node = VaultNode::open(dir)?;
-    let identity = coffer_tls::Identity {
-        cert_der: fs::read(&paths.tls_cert).map_err(|e| NodeError::io(&paths.tls_cert, e))?,
-        key_der: fs::read(&paths.tls_key).map_err(|e| NodeError::io(&paths.tls_key, e))?,
-    };
+    let identity = coffer_tls::IdentityDir::new(dir)
+        .load()
+        .map_err(|e| NodeError::Config(e.to_string()))?;
     let token = fs::read_to_string(&paths.frontend_token)
         .map_err(|e| NodeError::io(&paths.frontend_token, e))?
         .trim()

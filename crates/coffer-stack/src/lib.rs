@@ -8,21 +8,19 @@
 //! ```
 
 use std::fs;
-use std::io::Write;
 use std::net::SocketAddr;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use crate::accounts::Accounts;
-use crate::server::{Config, VaultLink};
-use crate::verifier::Verifier;
+use coffer_frontend::accounts::Accounts;
+use coffer_frontend::server::{Config, VaultLink};
+use coffer_frontend::verifier::Verifier;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
     #[error("vault node: {0}")]
     Vault(#[from] coffer_vault_node::NodeError),
     #[error("accounts: {0}")]
-    Accounts(#[from] crate::accounts::AccountError),
+    Accounts(#[from] coffer_frontend::accounts::AccountError),
     #[error("{0}")]
     Io(#[from] std::io::Error),
     #[error("TLS: {0}")]
@@ -47,27 +45,8 @@ const NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
 
 /// The development certificate kept in `dir`, made on first use.
 pub fn load_or_create_identity(dir: &Path) -> Result<coffer_tls::Identity, LocalError> {
-    let (cert, key) = (dir.join("tls.cert.der"), dir.join("tls.key.der"));
-    if cert.exists() && key.exists() {
-        return Ok(coffer_tls::Identity {
-            cert_der: fs::read(&cert)?,
-            key_der: fs::read(&key)?,
-        });
-    }
-    fs::create_dir_all(dir)?;
     let names: Vec<String> = NAMES.iter().map(|n| n.to_string()).collect();
-    let identity = coffer_tls::development_identity(&names)?;
-    for (path, data) in [(&key, &identity.key_der), (&cert, &identity.cert_der)] {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)?;
-        f.write_all(data)?;
-        f.sync_all()?;
-    }
-    Ok(identity)
+    Ok(coffer_tls::IdentityDir::new(dir).load_or_create(&names)?)
 }
 
 /// Starts (creating on first use) the stack in `dir`, the front-end on `listen`.
@@ -106,7 +85,7 @@ pub async fn start(
         },
         rate_limits,
     };
-    let (addr, frontend) = crate::server::spawn(config).await?;
+    let (addr, frontend) = coffer_frontend::server::spawn(config).await?;
     Ok(LocalStack {
         url: format!("https://localhost:{}", addr.port()),
         addr,
