@@ -167,6 +167,10 @@ struct ServeArgs {
     /// Address for the front-end (port 0 picks a free port, printed at start).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
     listen: std::net::SocketAddr,
+    /// Turn the front-end's rate limits off: for capacity benchmarks, and for tests that
+    /// show the vault's own limits hold without them. Never in service.
+    #[arg(long, hide = true)]
+    no_rate_limits: bool,
 }
 
 #[derive(Subcommand)]
@@ -441,7 +445,7 @@ async fn dispatch(
         Command::ChangePassword(a) => {
             password_cmds::change_password(out, profile, a.password_stdin, a.ksf_memory_kib).await
         }
-        Command::Serve(a) => servers::serve(out, &a.data, a.listen).await,
+        Command::Serve(a) => servers::serve(out, &a.data, a.listen, !a.no_rate_limits).await,
         Command::Frontend(FrontendCommand::Serve(a)) => {
             let token = std::fs::read_to_string(&a.vault_token_file).map_err(|e| {
                 anyhow::anyhow!("cannot read {}: {e}", a.vault_token_file.display())

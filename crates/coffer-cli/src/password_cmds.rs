@@ -235,12 +235,13 @@ pub async fn enable(
     let storage = storage
         .map(|st| coffer_client::StorageUrl::parse(&st).map(|u| u.display()))
         .transpose()?;
-    let key = BackupKey::generate()?;
+    // The same K on a retry: an attempt whose answer was lost may have deposited it.
+    let key = profile.pending_key()?;
     let fe = frontend(&s)?;
     let enabled = vault(&fe, &s, &credential)?
         .enable(&pw, &key, ksf(ksf_memory_kib))
         .await?;
-    profile.save_key(&key)?;
+    profile.commit_pending_key()?;
     config.mode = Some(Mode::Password);
     if storage.is_some() {
         config.storage = storage;

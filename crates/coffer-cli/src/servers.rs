@@ -65,8 +65,16 @@ pub async fn vault_serve(out: &Output, dir: &Path, listen: std::net::SocketAddr)
 }
 
 /// `coffer serve`: a vault node and a front-end in one process, with embedded stores.
-pub async fn serve(out: &Output, data: &Path, listen: std::net::SocketAddr) -> Result<()> {
-    let stack = coffer_stack::start(data, listen, true).await?;
+pub async fn serve(
+    out: &Output,
+    data: &Path,
+    listen: std::net::SocketAddr,
+    rate_limits: bool,
+) -> Result<()> {
+    if !rate_limits {
+        eprintln!("WARNING: rate limits are off (--no-rate-limits): for benchmarks and tests only");
+    }
+    let stack = coffer_stack::start(data, listen, rate_limits).await?;
     let (fp, fleet, codes) = (
         &stack.tls_fingerprint,
         &stack.fleet_fingerprint,

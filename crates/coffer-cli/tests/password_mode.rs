@@ -6,67 +6,11 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 
+use common::coffer_server::{sign_in, start_server, Server};
 use common::*;
 use serde_json::Value;
 
 const LOCKED: i32 = 4;
-
-struct Server {
-    child: Child,
-    url: String,
-    tls: String,
-    /// The fleet fingerprint the operator's printout shows.
-    fleet: String,
-    codes: PathBuf,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(data: &Path) -> Server {
-    let (child, v) = spawn_server(&["serve", "--listen", "127.0.0.1:0"], data);
-    Server {
-        url: v["url"].as_str().unwrap().to_string(),
-        tls: v["tls_fingerprint"].as_str().unwrap().to_string(),
-        fleet: v["fleet_fingerprint"].as_str().unwrap().to_string(),
-        codes: PathBuf::from(v["codes_file"].as_str().unwrap()),
-        child,
-    }
-}
-
-/// Registers and verifies `id` on `profile`, reading the code from the server's file.
-fn sign_in(server: &Server, profile: &Path, id: &str) {
-    coffer(profile)
-        .args([
-            "account",
-            "register",
-            "--server",
-            &server.url,
-            "--server-fingerprint",
-            &server.tls,
-            "--fleet-fingerprint",
-            &server.fleet,
-            "--id",
-            id,
-        ])
-        .run()
-        .ok();
-    let codes = std::fs::read_to_string(&server.codes).unwrap();
-    let code = codes
-        .lines()
-        .rev()
-        .find_map(|l| l.strip_prefix(&format!("{id} ")))
-        .unwrap()
-        .to_string();
-    coffer(profile)
-        .args(["account", "verify", &code])
-        .run()
-        .ok();
-}
 
 #[test]
 fn a_password_protected_backup_restores_on_a_new_device() {

@@ -21,6 +21,9 @@ use crate::error::ClientError;
 
 const CONFIG_FILE: &str = "config.toml";
 const KEY_FILE: &str = "key";
+/// K of a password-mode enable that has not finished: kept so that a retry deposits the
+/// same K (the vault may hold it already, if only its answer was lost).
+const PENDING_KEY_FILE: &str = "key.pending";
 const CREDENTIAL_FILE: &str = "credential";
 
 /// How K is protected.
@@ -211,12 +214,41 @@ impl Profile {
     }
 
     pub fn remove_key(&self) -> Result<(), ClientError> {
-        let path = self.dir.join(KEY_FILE);
-        match fs::remove_file(&path) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ClientError::io("cannot remove", path, e)),
+        for name in [KEY_FILE, PENDING_KEY_FILE] {
+            let path = self.dir.join(name);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(ClientError::io("cannot remove", path, e)),
+            }
         }
+        Ok(())
+    }
+
+    /// The K of an unfinished password-mode enable, or a new one, kept until
+    /// [`Profile::commit_pending_key`].
+    pub fn pending_key(&self) -> Result<BackupKey, ClientError> {
+        let path = self.dir.join(PENDING_KEY_FILE);
+        match fs::read_to_string(&path) {
+            Ok(text) => BackupKey::parse(&Zeroizing::new(text))
+                .map_err(|e| ClientError::Usage(format!("{} is damaged: {e}", path.display()))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                let key = BackupKey::generate()?;
+                let mut text = Zeroizing::new(key.to_display());
+                text.push('\n');
+                self.write_private(PENDING_KEY_FILE, text.as_bytes())?;
+                Ok(key)
+            }
+            Err(e) => Err(ClientError::io("cannot read", path, e)),
+        }
+    }
+
+    /// Makes the pending K this profile's key.
+    pub fn commit_pending_key(&self) -> Result<(), ClientError> {
+        let (from, to) = (self.dir.join(PENDING_KEY_FILE), self.dir.join(KEY_FILE));
+        fs::rename(&from, &to)
+            .and_then(|()| fs::File::open(&self.dir)?.sync_all())
+            .map_err(|e| ClientError::io("cannot write", to, e))
     }
 
     /// Writes a file readable by the owner only, atomically (temporary file, fsync, rename).

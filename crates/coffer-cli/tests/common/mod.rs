@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod coffer_server;
 pub mod fault_proxy;
 pub mod servers;
 

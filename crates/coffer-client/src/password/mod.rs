@@ -65,6 +65,14 @@ pub struct Enabled {
     pub max_guesses: u16,
 }
 
+/// Why a registration is made; only the refusal's wording depends on it, since the vault
+/// decides by the proof of K alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Enable,
+    ChangePassword,
+}
+
 /// One account's record in the vault, reached through `transport`.
 pub struct PasswordVault<T> {
     transport: T,
@@ -148,7 +156,8 @@ impl<T: VaultTransport> PasswordVault<T> {
         }
     }
 
-    /// Deposits K behind `password` where the account has no live record, then checks the
+    /// Deposits K behind `password` where the account has no live record (or one holding
+    /// this same K, left by an earlier attempt whose answer was lost), then checks the
     /// deposit by recovering K with it.
     pub async fn enable(
         &self,
@@ -157,7 +166,7 @@ impl<T: VaultTransport> PasswordVault<T> {
         ksf: KsfParams,
     ) -> Result<Enabled, ClientError> {
         policy::check_new(password)?;
-        let max_guesses = self.register(password, k, ksf, false).await?;
+        let max_guesses = self.register(password, k, ksf, Purpose::Enable).await?;
         self.check_escrow(password, k).await?;
         Ok(Enabled { max_guesses })
     }
@@ -171,7 +180,9 @@ impl<T: VaultTransport> PasswordVault<T> {
         ksf: KsfParams,
     ) -> Result<Enabled, ClientError> {
         policy::check_new(password)?;
-        let max_guesses = self.register(password, k, ksf, true).await?;
+        let max_guesses = self
+            .register(password, k, ksf, Purpose::ChangePassword)
+            .await?;
         self.check_escrow(password, k).await?;
         Ok(Enabled { max_guesses })
     }
@@ -245,13 +256,13 @@ impl<T: VaultTransport> PasswordVault<T> {
         }
     }
 
-    /// A registration; over a live record (`replace`), with proof of K.
+    /// A registration; over a live record, with proof of K.
     async fn register(
         &self,
         password: &str,
         k: &BackupKey,
         ksf: KsfParams,
-        replace: bool,
+        purpose: Purpose,
     ) -> Result<u16, ClientError> {
         if !ksf.is_sane() {
             return Err(ClientError::Usage(format!(
@@ -261,21 +272,17 @@ impl<T: VaultTransport> PasswordVault<T> {
         let pw = password.as_bytes();
         let auth_key = derive_auth_key(k.as_bytes());
         let (state, request) = client::start_registration(&mut OsRng, pw).map_err(step_error)?;
-        let authorization = if replace {
-            match self.call(&Request::Challenge).await? {
-                Response::Challenge { nonce } => Some(client::authorize(
-                    auth_key.as_ref(),
-                    self.account(),
-                    &nonce,
-                    Operation::Replace,
-                    &request,
-                )),
-                // A locked or missing record can be registered over without proof.
-                Response::Locked | Response::NotFound => None,
-                other => return Err(unexpected(other)),
-            }
-        } else {
-            None
+        // Proof of K for a live record; a locked or missing one needs none.
+        let authorization = match self.call(&Request::Challenge).await? {
+            Response::Challenge { nonce } => Some(client::authorize(
+                auth_key.as_ref(),
+                self.account(),
+                &nonce,
+                Operation::Replace,
+                &request,
+            )),
+            Response::Locked | Response::NotFound => None,
+            other => return Err(unexpected(other)),
         };
         let (registration_id, response) = match self
             .call(&Request::RegisterStart {
@@ -288,7 +295,7 @@ impl<T: VaultTransport> PasswordVault<T> {
                 registration_id,
                 response,
             } => (registration_id, response),
-            Response::Unauthorized if !replace => {
+            Response::Unauthorized if purpose == Purpose::Enable => {
                 return Err(ClientError::Usage(
                     "the vault already holds a backup key for this account; recover it with `coffer restore` on this device, or change the password on a device that holds the key"
                         .into(),
