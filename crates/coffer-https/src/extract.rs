@@ -142,7 +142,7 @@ pub fn typed_fallbacks<S: Clone + Send + Sync + 'static>(router: Router<S>) -> R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::http::HeaderValue;
+    use axum::http::{HeaderValue, StatusCode};
 
     fn with_type(value: &'static str) -> HeaderMap {
         let mut h = HeaderMap::new();
@@ -159,5 +159,23 @@ mod tests {
         assert!(!is_json(&with_type("application/jsonx")));
         assert!(!is_json(&with_type("text/json")));
         assert!(!is_json(&HeaderMap::new()));
+    }
+
+    /// Outside the server (no body limit in the request), the extractors still stop at the
+    /// default limit.
+    #[tokio::test]
+    async fn extractors_have_a_limit_of_their_own() {
+        let big = vec![b' '; Limits::default().max_body + 1];
+        let req = Request::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(big.clone()))
+            .unwrap();
+        let e = JsonBody::<serde_json::Value>::from_request(req, &())
+            .await
+            .unwrap_err();
+        assert_eq!(e.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let req = Request::builder().body(Body::from(big)).unwrap();
+        let e = BodyBytes::from_request(req, &()).await.unwrap_err();
+        assert_eq!(e.class(), ErrorClass::TooLarge);
     }
 }
