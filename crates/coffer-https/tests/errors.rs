@@ -187,16 +187,19 @@ async fn chunked_bodies_past_the_limit_get_413() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_paths_and_methods_are_typed() {
-    for router in [typed_fallbacks(routes()), routes()] {
+    for (router, typed) in [(typed_fallbacks(routes()), true), (routes(), false)] {
         // With the crate's fallbacks, and without them (axum's bare answers, rewritten).
         let server = server(router).await;
         let c = server.client();
-        expect(
+        let body = expect(
             c.get(server.url("/nope")).send().await.unwrap(),
             404,
             "not-found",
         )
         .await;
+        if typed {
+            assert_eq!(body["error"]["message"], "no such path: /nope");
+        }
         let answer = c.delete(server.url("/shape")).send().await.unwrap();
         let allow = answer.headers().get(ALLOW).cloned();
         expect(answer, 405, "method-not-allowed").await;
