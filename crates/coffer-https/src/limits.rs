@@ -131,9 +131,20 @@ mod tests {
         assert_eq!(descriptor_budget(0, 1 << 20), None);
     }
 
+    #[cfg(unix)]
     #[test]
-    fn raising_is_idempotent() {
-        let first = raise_descriptor_limit();
-        assert_eq!(raise_descriptor_limit(), first);
+    fn soft_limit_is_raised_to_the_hard_one() {
+        let raised = raise_descriptor_limit().unwrap();
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit writes a plain struct we own.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) }, 0);
+        #[allow(clippy::useless_conversion)]
+        let (soft, hard) = (u64::from(lim.rlim_cur), u64::from(lim.rlim_max));
+        assert_eq!(raised, soft);
+        assert_eq!(soft, hard);
+        assert_eq!(raise_descriptor_limit(), Some(raised));
     }
 }

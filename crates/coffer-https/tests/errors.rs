@@ -163,6 +163,23 @@ async fn body_limit_holds_for_axum_extractors() {
     assert_typed_error(&answer.json(), "too-large");
 }
 
+/// A request head past `max_head` is refused by hyper itself (431, no body) and the
+/// connection closed: the server never buffers more than that per head.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversize_head_is_refused() {
+    let server = server(routes()).await;
+    let mut tls = server.tls_from(LOCAL).await.unwrap();
+    let head = format!(
+        "GET /limited HTTP/1.1\r\nHost: localhost\r\nX-Pad: {}\r\n\r\n",
+        "x".repeat(Limits::default().max_head * 2)
+    );
+    let answer = eventually(exchange(&mut tls, head.as_bytes()))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, 431);
+    assert!(closes(&mut tls).await);
+}
+
 /// A chunked body has no length to check up front; it is cut off while being read.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chunked_bodies_past_the_limit_get_413() {
