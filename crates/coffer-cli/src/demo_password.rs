@@ -36,7 +36,13 @@ struct Servers {
 }
 
 async fn start_servers(dir: &Path) -> Result<Servers> {
-    let stack = coffer_stack::start(dir, "127.0.0.1:0".parse().expect("valid"), true).await?;
+    let stack = coffer_stack::start(
+        dir,
+        "127.0.0.1:0".parse().expect("valid"),
+        true,
+        coffer_stack::Codes::DevFile,
+    )
+    .await?;
     let frontend = Frontend::new(&stack.url, &[&stack.tls_fingerprint])?;
     // The demo knows the fleet it started, as an operator's printout would tell a user.
     let keys = pin_fleet(frontend.fleet_keys().await?, &stack.fleet_fingerprint)?;

@@ -71,6 +71,9 @@ enum Command {
     /// Run a front-end (the ChatD role) in front of a vault node.
     #[command(subcommand)]
     Frontend(FrontendCommand),
+    /// Rotate a server's TLS certificate: prepare the next one, then promote it.
+    #[command(subcommand)]
+    Certificate(CertificateCommand),
 }
 
 #[derive(Subcommand)]
@@ -79,10 +82,23 @@ enum FrontendCommand {
     Serve(FrontendServeArgs),
 }
 
+/// How verification codes reach people: one of the two must be asked for.
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("verifier").required(true).args(["dev_verifier", "verifier_webhook"])))]
+struct VerifierArgs {
+    /// Deliver verification codes by POSTing them to this gateway (SMS, e-mail), https://.
+    #[arg(long, value_name = "URL")]
+    verifier_webhook: Option<String>,
+    /// Development only: write verification codes to DIR/codes.txt (mode 0600) instead of
+    /// sending them.
+    #[arg(long)]
+    dev_verifier: bool,
+}
+
 #[derive(Args)]
 struct FrontendServeArgs {
-    /// Directory for the development TLS certificate, the embedded account database and
-    /// the development verifier's codes file.
+    /// Directory for the TLS certificate, the embedded account database, the code key and
+    /// the development verifier's codes file (created 0700).
     #[arg(long, value_name = "DIR")]
     data: PathBuf,
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
@@ -90,16 +106,20 @@ struct FrontendServeArgs {
     /// Account database: `postgres://…` for several front-ends (default: SQLite in DIR).
     #[arg(long, value_name = "URL", env = "COFFER_ACCOUNTS_URL")]
     accounts: Option<String>,
-    /// Deliver verification codes by POSTing them to this URL (default: DIR/codes.txt).
-    #[arg(long, value_name = "URL")]
-    verifier_webhook: Option<String>,
+    /// The key that verification codes are stored under (default DIR/code.key, made on
+    /// first start). Front-ends sharing one account database must share this file.
+    #[arg(long, value_name = "FILE")]
+    code_key_file: Option<PathBuf>,
+    #[command(flatten)]
+    verifier: VerifierArgs,
     /// The vault node, `https://host:port`.
     #[arg(long, value_name = "URL")]
     vault: String,
-    /// SHA-256 fingerprint of the vault node's TLS certificate.
-    #[arg(long, value_name = "HEX")]
-    vault_fingerprint: String,
-    /// File holding the vault node's front-end token.
+    /// SHA-256 fingerprint of the vault node's TLS certificate; repeat it to accept the
+    /// node's next certificate too, during a rotation.
+    #[arg(long, value_name = "HEX", required = true)]
+    vault_fingerprint: Vec<String>,
+    /// File holding the vault node's front-end token (at least 32 bytes).
     #[arg(long, value_name = "FILE")]
     vault_token_file: PathBuf,
 }
@@ -167,10 +187,38 @@ struct ServeArgs {
     /// Address for the front-end (port 0 picks a free port, printed at start).
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8443")]
     listen: std::net::SocketAddr,
+    #[command(flatten)]
+    verifier: VerifierArgs,
     /// Turn the front-end's rate limits off: for capacity benchmarks, and for tests that
     /// show the vault's own limits hold without them. Never in service.
     #[arg(long, hide = true)]
     no_rate_limits: bool,
+}
+
+#[derive(Subcommand)]
+enum CertificateCommand {
+    /// Make the next TLS certificate of the server whose data is in DIR, and print its
+    /// fingerprint for clients to pin beside the current one.
+    Next(CertificateNextArgs),
+    /// Serve the prepared certificate from the next start on (clients must pin it first).
+    Promote(CertificateDirArgs),
+}
+
+#[derive(Args)]
+struct CertificateDirArgs {
+    /// The folder holding tls.cert.der: a vault node's or a front-end's data folder (for
+    /// `coffer serve`, DATA/frontend).
+    #[arg(long, value_name = "DIR")]
+    data: PathBuf,
+}
+
+#[derive(Args)]
+struct CertificateNextArgs {
+    #[command(flatten)]
+    dir: CertificateDirArgs,
+    /// Host names and addresses for the certificate.
+    #[arg(long = "tls-name", value_name = "NAME", default_values_t = ["localhost".to_string(), "127.0.0.1".to_string()])]
+    tls_names: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -351,6 +399,18 @@ fn run(cli: Cli, out: &Output) -> anyhow::Result<()> {
         .worker_threads(2)
         .enable_all()
         .build()?;
+    // Servers stop on SIGINT or SIGTERM themselves (no new connections, in-flight requests
+    // drained), and exit 0.
+    if matches!(
+        cli.command,
+        Command::Serve(_)
+            | Command::Vault(VaultCommand::Serve(_))
+            | Command::Frontend(FrontendCommand::Serve(_))
+    ) {
+        let result = rt.block_on(dispatch(cli.command, out, &profile));
+        rt.shutdown_background();
+        return result;
+    }
     let result = rt.block_on(async move {
         let command = dispatch(cli.command, out, &profile);
         tokio::pin!(command);
@@ -445,21 +505,31 @@ async fn dispatch(
         Command::ChangePassword(a) => {
             password_cmds::change_password(out, profile, a.password_stdin, a.ksf_memory_kib).await
         }
-        Command::Serve(a) => servers::serve(out, &a.data, a.listen, !a.no_rate_limits).await,
+        Command::Serve(a) => {
+            let codes = servers::codes_to(a.verifier.dev_verifier, a.verifier.verifier_webhook)?;
+            servers::serve(out, &a.data, a.listen, !a.no_rate_limits, codes).await
+        }
         Command::Frontend(FrontendCommand::Serve(a)) => {
             let token = std::fs::read_to_string(&a.vault_token_file).map_err(|e| {
                 anyhow::anyhow!("cannot read {}: {e}", a.vault_token_file.display())
             })?;
-            let verifier = match a.verifier_webhook {
-                Some(url) => coffer_frontend::verifier::Verifier::Webhook(url),
-                None => coffer_frontend::verifier::Verifier::DevFile(a.data.join("codes.txt")),
+            let vault =
+                coffer_frontend::relay::VaultLink::new(&a.vault, a.vault_fingerprint, &token)
+                    .map_err(|e| commands::usage(e.to_string()))?;
+            let options = servers::FrontendOptions {
+                listen: a.listen,
+                accounts: a.accounts,
+                codes: servers::codes_to(a.verifier.dev_verifier, a.verifier.verifier_webhook)?,
+                code_key: a.code_key_file,
+                vault,
             };
-            let link = coffer_frontend::server::VaultLink {
-                url: a.vault,
-                tls_fingerprint: a.vault_fingerprint,
-                token: token.trim().to_string(),
-            };
-            servers::frontend_serve(out, &a.data, a.listen, a.accounts, verifier, link).await
+            servers::frontend_serve(out, &a.data, options).await
+        }
+        Command::Certificate(CertificateCommand::Next(a)) => {
+            servers::certificate_next(out, &a.dir.data, &a.tls_names)
+        }
+        Command::Certificate(CertificateCommand::Promote(a)) => {
+            servers::certificate_promote(out, &a.data)
         }
     }
 }

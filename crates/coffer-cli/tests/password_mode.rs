@@ -164,6 +164,7 @@ fn a_separate_front_end_and_vault_node_work_together() {
         "serve",
         "--listen",
         "127.0.0.1:0",
+        "--dev-verifier",
         "--vault",
         &vault_url,
         "--vault-fingerprint",

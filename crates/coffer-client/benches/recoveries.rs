@@ -169,9 +169,14 @@ fn channel_cost(seconds: u64) -> f64 {
 async fn stack(ksf: KsfParams, seconds: u64, clients: u64) -> (f64, Duration, Duration) {
     let dir = tempfile::tempdir().unwrap();
     // Rate limits off: this measures capacity, not policy.
-    let local = coffer_stack::start(dir.path(), "127.0.0.1:0".parse().unwrap(), false)
-        .await
-        .unwrap();
+    let local = coffer_stack::start(
+        dir.path(),
+        "127.0.0.1:0".parse().unwrap(),
+        false,
+        coffer_stack::Codes::DevFile,
+    )
+    .await
+    .unwrap();
     let (base, tls) = (local.url.clone(), local.tls_fingerprint.clone());
 
     // One account per client, each enabled once (which includes its escrow check).

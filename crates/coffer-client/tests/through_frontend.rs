@@ -24,9 +24,14 @@ struct Stack {
 
 async fn start_stack() -> Stack {
     let dir = tempfile::tempdir().unwrap();
-    let local = coffer_stack::start(dir.path(), "127.0.0.1:0".parse().unwrap(), true)
-        .await
-        .unwrap();
+    let local = coffer_stack::start(
+        dir.path(),
+        "127.0.0.1:0".parse().unwrap(),
+        true,
+        coffer_stack::Codes::DevFile,
+    )
+    .await
+    .unwrap();
     let frontend = Frontend::new(&local.url, &[&local.tls_fingerprint]).unwrap();
     let keys = pin_fleet(
         frontend.fleet_keys().await.unwrap(),

@@ -30,9 +30,14 @@ async fn start_node() -> Node {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let path = dir.path().to_path_buf();
     tokio::spawn(async move {
-        coffer_vault_node::server::serve(&path, "127.0.0.1:0".parse().unwrap(), move |a| {
-            let _ = tx.send(a);
-        })
+        coffer_vault_node::server::serve(
+            &path,
+            "127.0.0.1:0".parse().unwrap(),
+            std::future::pending(),
+            move |a| {
+                let _ = tx.send(a);
+            },
+        )
         .await
         .unwrap();
     });

@@ -3,12 +3,14 @@
 
 pub mod account_id;
 pub mod accounts;
+mod api;
 pub mod backoff;
 pub mod code;
 pub mod code_key;
 pub mod credential;
-mod limits;
+pub mod limits;
 mod private_file;
+pub mod relay;
 pub mod server;
 mod sqlite_file;
 pub mod verifier;

@@ -46,7 +46,6 @@ use table::{Rate, Table};
 /// Buckets in each of the six tables (three kinds of request, by address and by account).
 const BUCKETS_PER_TABLE: usize = 1 << 16;
 /// Buckets held at most, whatever the traffic (16 bytes each).
-#[allow(dead_code)] // documentation for now, and the tests' bound
 pub const MAX_BUCKETS: usize = 6 * BUCKETS_PER_TABLE;
 
 // Code requests send an SMS or an e-mail: the scarcest resource, limited as before.
@@ -112,9 +111,6 @@ pub struct Limited {
     scope: Scope,
 }
 
-// The accessors are for the handlers' 429 answers (`Retry-After`), which are being moved to
-// this API; until then only the tests read them.
-#[allow(dead_code)]
 impl Limited {
     fn new(wait: Duration, scope: Scope) -> Limited {
         // Whole seconds, rounded up, and never 0: a `Retry-After: 0` invites a busy loop.
@@ -176,8 +172,7 @@ impl Limit {
         }
     }
 
-    fn check(&self, peer: IpAddr, account: &AccountId, now: Instant) -> Result<(), Limited> {
-        self.check_address(peer, now)?;
+    fn check_account(&self, account: &AccountId, now: Instant) -> Result<(), Limited> {
         self.by_account
             .take(account.as_str(), now)
             .map_err(|wait| Limited::new(wait, Scope::Account))
@@ -236,25 +231,40 @@ impl RateLimits {
         RateLimits { limits }
     }
 
-    /// A request for a verification code to be sent for `account`.
-    pub fn code_request(&self, peer: IpAddr, account: &AccountId) -> Result<(), Limited> {
-        self.check_at(Action::CodeRequest, peer, account, Instant::now())
+    /// Step one of every request, before anything else is looked at or looked up: the
+    /// address's bucket for `action`.
+    pub fn address(&self, action: Action, peer: IpAddr) -> Result<(), Limited> {
+        self.address_at(action, peer, Instant::now())
     }
 
-    /// A verification code checked for `account`.
-    #[allow(dead_code)] // unused until the server's handlers move to the split limits
-    pub fn code_check(&self, peer: IpAddr, account: &AccountId) -> Result<(), Limited> {
-        self.check_at(Action::CodeCheck, peer, account, Instant::now())
+    /// Step two, once the account id is valid (and, for vault calls, authenticated): the
+    /// account's bucket for `action`.
+    pub fn account(&self, action: Action, account: &AccountId) -> Result<(), Limited> {
+        self.account_at(action, account, Instant::now())
     }
 
-    /// A message relayed to the vault for the authenticated `account`.
-    pub fn vault_call(&self, peer: IpAddr, account: &AccountId) -> Result<(), Limited> {
-        self.check_at(Action::VaultCall, peer, account, Instant::now())
+    pub fn address_at(&self, action: Action, peer: IpAddr, now: Instant) -> Result<(), Limited> {
+        match &self.limits {
+            Some(limits) => limits.of(action).check_address(peer, now),
+            None => Ok(()),
+        }
     }
 
-    /// `action` from `peer` for `account` at `now`: the address's bucket first, then the
-    /// account's. A `now` earlier than a bucket's last request only makes that bucket
-    /// stricter.
+    pub fn account_at(
+        &self,
+        action: Action,
+        account: &AccountId,
+        now: Instant,
+    ) -> Result<(), Limited> {
+        match &self.limits {
+            Some(limits) => limits.of(action).check_account(account, now),
+            None => Ok(()),
+        }
+    }
+
+    /// Both steps at once: `action` from `peer` for `account` at `now`, the address's bucket
+    /// first, then the account's (only when the address was allowed). A `now` earlier than a
+    /// bucket's last request only makes that bucket stricter.
     pub fn check_at(
         &self,
         action: Action,
@@ -262,39 +272,8 @@ impl RateLimits {
         account: &AccountId,
         now: Instant,
     ) -> Result<(), Limited> {
-        match &self.limits {
-            Some(limits) => limits.of(action).check(peer, account, now),
-            None => Ok(()),
-        }
-    }
-
-    /// Transitional, for handlers that still pass the raw id: a code request. An invalid
-    /// id is charged to the address only (the account store then refuses it).
-    pub fn allow_code(&self, account: &str, addr: IpAddr) -> bool {
-        match AccountId::parse(account) {
-            Ok(id) => self.code_request(addr, &id).is_ok(),
-            Err(_) => self.address_only(Action::CodeRequest, addr),
-        }
-    }
-
-    /// Transitional: a code check or a vault call, both charged to the vault calls'
-    /// buckets as before the split (so wrong codes still spend the account's vault budget
-    /// until the handlers call [`RateLimits::code_check`] and [`RateLimits::vault_call`]).
-    pub fn allow_attempt(&self, account: &str, addr: IpAddr) -> bool {
-        match AccountId::parse(account) {
-            Ok(id) => self.vault_call(addr, &id).is_ok(),
-            Err(_) => self.address_only(Action::VaultCall, addr),
-        }
-    }
-
-    fn address_only(&self, action: Action, addr: IpAddr) -> bool {
-        match &self.limits {
-            Some(limits) => limits
-                .of(action)
-                .check_address(addr, Instant::now())
-                .is_ok(),
-            None => true,
-        }
+        self.address_at(action, peer, now)?;
+        self.account_at(action, account, now)
     }
 }
 

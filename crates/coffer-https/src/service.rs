@@ -32,8 +32,13 @@ pub(crate) async fn handle(
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
     if declared_length(&req).is_some_and(|n| n > limits.max_body as u64) {
-        // The body is never read, so hyper closes the connection after this answer.
-        return Ok(too_large(limits.max_body).into_response());
+        // The body is never read, so hyper closes the connection after this answer; saying
+        // so keeps clients from sending the next request on it.
+        let mut response = too_large(limits.max_body).into_response();
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        return Ok(response);
     }
     req.extensions_mut().insert(ConnectInfo(peer));
     req.extensions_mut().insert(BodyLimit(limits.max_body));

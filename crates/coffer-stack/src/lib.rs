@@ -12,8 +12,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use coffer_frontend::accounts::Accounts;
-use coffer_frontend::server::{Config, VaultLink};
+use coffer_frontend::relay::VaultLink;
+use coffer_frontend::server::{Config, FrontendError};
 use coffer_frontend::verifier::Verifier;
+use tokio::sync::watch;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -25,6 +27,8 @@ pub enum LocalError {
     Io(#[from] std::io::Error),
     #[error("TLS: {0}")]
     Tls(#[from] coffer_tls::TlsError),
+    #[error("front-end: {0}")]
+    Frontend(#[from] FrontendError),
 }
 
 /// A running stack.
@@ -36,9 +40,11 @@ pub struct LocalStack {
     pub tls_fingerprint: String,
     /// The vault fleet key, which clients pin.
     pub fleet_fingerprint: String,
+    /// Where the development verifier writes codes (when it is the one in use).
     pub codes: PathBuf,
-    pub frontend: tokio::task::JoinHandle<std::io::Result<()>>,
+    pub frontend: tokio::task::JoinHandle<Result<(), FrontendError>>,
     pub vault: coffer_vault_node::server::Running,
+    stop: watch::Sender<bool>,
 }
 
 const NAMES: [&str; 2] = ["localhost", "127.0.0.1"];
@@ -49,18 +55,53 @@ pub fn load_or_create_identity(dir: &Path) -> Result<coffer_tls::Identity, Local
     Ok(coffer_tls::IdentityDir::new(dir).load_or_create(&names)?)
 }
 
+/// Creates `dir` with mode 0700, or tightens it: it holds the codes file and the stores.
+pub fn private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(0o700))
+}
+
+/// How the stack delivers verification codes.
+#[derive(Debug, Clone)]
+pub enum Codes {
+    /// To `DIR/codes.txt` (mode 0600): development only.
+    DevFile,
+    /// POSTed to this gateway.
+    Webhook(String),
+}
+
+/// A future that resolves once `stop` is told to.
+async fn stopped(mut rx: watch::Receiver<bool>) {
+    while !*rx.borrow() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 /// Starts (creating on first use) the stack in `dir`, the front-end on `listen`.
 pub async fn start(
     dir: &Path,
     listen: SocketAddr,
     rate_limits: bool,
+    codes_to: Codes,
 ) -> Result<LocalStack, LocalError> {
     let names: Vec<String> = NAMES.iter().map(|n| n.to_string()).collect();
+    private_dir(dir)?;
     let node_dir = dir.join("vault");
     let info =
         coffer_vault_node::init_or_open(&node_dir, coffer_vault_core::DEFAULT_MAX_GUESSES, &names)?;
-    let vault =
-        coffer_vault_node::server::spawn(&node_dir, "127.0.0.1:0".parse().expect("valid")).await?;
+    let (stop, rx) = watch::channel(false);
+    let vault = coffer_vault_node::server::spawn(
+        &node_dir,
+        "127.0.0.1:0".parse().expect("valid"),
+        stopped(rx.clone()),
+    )
+    .await?;
     let fe_dir = dir.join("frontend");
     let identity = load_or_create_identity(&fe_dir)?;
     let tls_fingerprint = coffer_tls::fingerprint(&identity.cert_der);
@@ -73,19 +114,27 @@ pub async fn start(
         &fe_dir.join("code.key"),
     )
     .await?;
+    let mut node_certificates = vec![info.tls_fingerprint.clone()];
+    node_certificates.extend(info.next_tls_fingerprint.clone());
     let config = Config {
         listen,
         identity,
         accounts,
-        verifier: Verifier::DevFile(codes.clone()),
-        vault: VaultLink {
-            url: format!("https://127.0.0.1:{}", vault.addr.port()),
-            tls_fingerprint: info.tls_fingerprint.clone(),
-            token: info.token()?,
+        verifier: match codes_to {
+            Codes::DevFile => Verifier::DevFile(codes.clone()),
+            Codes::Webhook(url) => Verifier::Webhook(url),
         },
+        vault: VaultLink::new(
+            &format!("https://127.0.0.1:{}", vault.addr.port()),
+            node_certificates,
+            &info.token()?,
+        )?,
         rate_limits,
     };
-    let (addr, frontend) = coffer_frontend::server::spawn(config).await?;
+    let coffer_frontend::server::Running {
+        addr,
+        task: frontend,
+    } = coffer_frontend::server::spawn(config, stopped(rx)).await?;
     Ok(LocalStack {
         url: format!("https://localhost:{}", addr.port()),
         addr,
@@ -94,10 +143,18 @@ pub async fn start(
         codes,
         frontend,
         vault,
+        stop,
     })
 }
 
 impl LocalStack {
+    /// Stops both servers: no new connections at once, requests in flight drained.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.frontend.await;
+        let _ = self.vault.task.await;
+    }
+
     /// The latest development-verifier code for `account`.
     pub fn code_for(&self, account: &str) -> Option<String> {
         let text = fs::read_to_string(&self.codes).ok()?;
@@ -105,5 +162,16 @@ impl LocalStack {
             .rev()
             .find_map(|l| l.strip_prefix(&format!("{account} ")))
             .map(str::to_string)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_front_end_and_the_channel_agree_on_the_largest_message() {
+        assert_eq!(
+            coffer_frontend::relay::MAX_VAULT_MESSAGE,
+            coffer_vault_core::channel::MAX_MESSAGE
+        );
     }
 }

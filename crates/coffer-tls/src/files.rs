@@ -57,6 +57,7 @@ impl IdentityDir {
     /// The certificate served now, made (a development certificate for `names`) when the
     /// folder has none.
     pub fn load_or_create(&self, names: &[String]) -> Result<Identity, TlsError> {
+        self.private_dir()?;
         if let Some(identity) = self.read(false)? {
             return Ok(identity);
         }
@@ -102,14 +103,19 @@ impl IdentityDir {
         Ok(fingerprint(&next.cert_der))
     }
 
-    fn write(&self, next: bool, identity: &Identity) -> Result<(), TlsError> {
+    /// The folder, created or tightened to 0700: it holds private keys.
+    fn private_dir(&self) -> Result<(), TlsError> {
         fs::DirBuilder::new()
             .recursive(true)
             .mode(0o700)
             .create(&self.dir)
             .map_err(|e| TlsError::io(&self.dir, e))?;
         fs::set_permissions(&self.dir, fs::Permissions::from_mode(0o700))
-            .map_err(|e| TlsError::io(&self.dir, e))?;
+            .map_err(|e| TlsError::io(&self.dir, e))
+    }
+
+    fn write(&self, next: bool, identity: &Identity) -> Result<(), TlsError> {
+        self.private_dir()?;
         let (cert, key) = self.paths(next);
         for (path, data) in [(&key, &identity.key_der), (&cert, &identity.cert_der)] {
             let tmp = path.with_extension("tmp");

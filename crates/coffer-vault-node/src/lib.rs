@@ -41,6 +41,8 @@ pub enum NodeError {
     /// A request that does not open: nobody to answer inside the channel.
     #[error("vault channel: {0}")]
     Channel(#[from] ChannelError),
+    #[error(transparent)]
+    Serve(#[from] coffer_https::ServeError),
 }
 
 impl NodeError {
@@ -53,7 +55,11 @@ impl NodeError {
 
     /// Whether the same request may succeed later (a busy or unavailable disk).
     pub fn is_retryable(&self) -> bool {
-        matches!(self, NodeError::Io { .. } | NodeError::Db(_))
+        match self {
+            NodeError::Io { .. } | NodeError::Db(_) => true,
+            NodeError::Serve(e) => e.retryable(),
+            _ => false,
+        }
     }
 }
 

@@ -1,5 +1,5 @@
-//! The node's network shell: HTTPS (rustls) for the front-ends, which authenticate with a
-//! bearer token and pin the node's TLS certificate.
+//! The node's network shell, on the shared server shell (`coffer-https`): HTTPS for the
+//! front-ends, which pin the node's certificate and authenticate with the node token.
 //!
 //! `POST /v1/vault/{account-hex}` takes a channel message (`{"message": hex}`, see
 //! [`coffer_vault_core::channel`]) and returns the sealed answer in the same shape;
@@ -7,49 +7,36 @@
 //! The record change a request causes is committed, fsynced, before its answer is sealed.
 
 use std::fs;
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{DefaultBodyLimit, Path as UrlPath, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path as UrlPath, State};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use coffer_https::{ApiError, BearerToken, JsonBody};
 use coffer_vault_core::channel::Envelope;
 use serde_json::{json, Value};
 use subtle::ConstantTimeEq;
 
-use crate::{NodeError, NodePaths, VaultNode};
+use crate::{NodeError, NodePaths, VaultNode, MIN_TOKEN_LEN};
 
-/// Largest request body accepted (OPAQUE messages and a K blob are a few hundred bytes).
+/// Largest request body (a channel message is at most a few KiB of hex).
 const MAX_BODY: usize = 16 * 1024;
 /// Longest account id, in bytes.
 const MAX_ACCOUNT: usize = 256;
 
-struct Shared {
+struct NodeState {
     node: Mutex<VaultNode>,
     token: Vec<u8>,
 }
 
-type ApiError = (StatusCode, Json<Value>);
-
-fn error(status: StatusCode, message: &str) -> ApiError {
-    (status, Json(json!({ "error": message })))
-}
-
-fn check_token(shared: &Shared, headers: &HeaderMap) -> Result<(), ApiError> {
-    let presented = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if bool::from(presented.as_bytes().ct_eq(&shared.token)) {
+fn check_token(state: &NodeState, presented: &BearerToken) -> Result<(), ApiError> {
+    if bool::from(presented.expose().as_bytes().ct_eq(&state.token)) {
         Ok(())
     } else {
-        Err(error(
-            StatusCode::UNAUTHORIZED,
-            "missing or wrong front-end token",
-        ))
+        Err(ApiError::unauthorized("wrong front-end token"))
     }
 }
 
@@ -68,19 +55,15 @@ fn decode_account(hex: &str) -> Option<Vec<u8>> {
 }
 
 async fn vault_call(
-    State(shared): State<Arc<Shared>>,
+    State(state): State<Arc<NodeState>>,
     UrlPath(account): UrlPath<String>,
-    headers: HeaderMap,
-    Json(envelope): Json<Envelope>,
+    token: BearerToken,
+    JsonBody(envelope): JsonBody<Envelope>,
 ) -> Result<Json<Envelope>, ApiError> {
-    check_token(&shared, &headers)?;
-    let account = decode_account(&account).ok_or_else(|| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "the account id must be 1 to 256 bytes in hex",
-        )
-    })?;
-    let worker = shared.clone();
+    check_token(&state, &token)?;
+    let account = decode_account(&account)
+        .ok_or_else(|| ApiError::bad_request("the account id must be 1 to 256 bytes in hex"))?;
+    let worker = state.clone();
     let result = tokio::task::spawn_blocking(move || {
         let mut node = worker
             .node
@@ -89,34 +72,28 @@ async fn vault_call(
         node.process(&account, &envelope.message)
     })
     .await
-    .map_err(|_| {
-        error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the request handler failed",
-        )
-    })?;
+    .map_err(|_| ApiError::internal("the request handler failed"))?;
     match result {
         Ok(message) => Ok(Json(Envelope { message })),
-        Err(NodeError::Channel(e)) => Err(error(StatusCode::BAD_REQUEST, &e.to_string())),
+        Err(NodeError::Channel(e)) => Err(ApiError::bad_request(e.to_string())),
         Err(e) => {
             tracing::error!("vault request failed: {e}");
-            Err(error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the vault could not commit the request; retry",
+            Err(ApiError::unavailable(
+                "the vault could not read its store; retry",
             ))
         }
     }
 }
 
 async fn fleet_info(
-    State(shared): State<Arc<Shared>>,
-    headers: HeaderMap,
+    State(state): State<Arc<NodeState>>,
+    token: BearerToken,
 ) -> Result<Json<Value>, ApiError> {
-    check_token(&shared, &headers)?;
-    let node = shared
+    check_token(&state, &token)?;
+    let node = state
         .node
         .lock()
-        .map_err(|_| error(StatusCode::INTERNAL_SERVER_ERROR, "node lock poisoned"))?;
+        .map_err(|_| ApiError::internal("node lock poisoned"))?;
     let keys = node.fleet().keys();
     Ok(Json(json!({
         "fingerprint": keys.fingerprint(),
@@ -126,20 +103,32 @@ async fn fleet_info(
     })))
 }
 
-/// The router, for tests and for embedding.
-fn router(shared: Arc<Shared>) -> Router {
-    Router::new()
-        .route("/v1/vault/{account}", post(vault_call))
-        .route("/v1/fleet", get(fleet_info))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(shared)
+fn router(state: Arc<NodeState>) -> Router {
+    coffer_https::typed_fallbacks(
+        Router::new()
+            .route("/v1/vault/{account}", post(vault_call))
+            .route("/v1/fleet", get(fleet_info))
+            .with_state(state),
+    )
 }
 
-/// Serves the node in `dir` on `listen` until the process ends. `ready` is called with the
-/// bound address once the node accepts connections.
+/// The shell's limits for a node: its clients are a few front-ends, each of which may keep
+/// many connections open, so the per-address cap is the global one.
+fn limits() -> coffer_https::Limits {
+    let defaults = coffer_https::Limits::default();
+    coffer_https::Limits {
+        max_body: MAX_BODY,
+        max_connections_per_address: defaults.max_connections,
+        ..defaults
+    }
+}
+
+/// Serves the node in `dir` on `listen` until `shutdown` resolves, then drains what is in
+/// flight. `ready` is called with the bound address once the node accepts connections.
 pub async fn serve(
     dir: &Path,
     listen: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send,
     ready: impl FnOnce(SocketAddr) + Send,
 ) -> Result<(), NodeError> {
     let paths = NodePaths::new(dir);
@@ -152,33 +141,19 @@ pub async fn serve(
         .trim()
         .as_bytes()
         .to_vec();
-    if token.len() < crate::MIN_TOKEN_LEN {
+    if token.len() < MIN_TOKEN_LEN {
         return Err(NodeError::Config(format!(
-            "{} holds a token of {} bytes; at least {} are required",
+            "{} holds a token of {} bytes; at least {MIN_TOKEN_LEN} are required",
             paths.frontend_token.display(),
             token.len(),
-            crate::MIN_TOKEN_LEN
         )));
     }
     let tls = coffer_tls::server_config(&identity).map_err(|e| NodeError::Config(e.to_string()))?;
-    let shared = Arc::new(Shared {
+    let state = Arc::new(NodeState {
         node: Mutex::new(node),
         token,
     });
-    let handle = axum_server::Handle::new();
-    let server = axum_server::bind_rustls(
-        listen,
-        axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls)),
-    )
-    .handle(handle.clone())
-    .serve(router(shared).into_make_service());
-    let announce = async {
-        if let Some(addr) = handle.listening().await {
-            ready(addr);
-        }
-    };
-    let (served, ()) = tokio::join!(server, announce);
-    served.map_err(|e| NodeError::io(Path::new("listener"), e))
+    Ok(coffer_https::serve(listen, tls, router(state), limits(), shutdown, ready).await?)
 }
 
 /// A node serving in the background.
@@ -187,13 +162,17 @@ pub struct Running {
     pub task: tokio::task::JoinHandle<Result<(), NodeError>>,
 }
 
-/// Starts serving the node in `dir` on `listen` in a background task; returns once it
-/// accepts connections.
-pub async fn spawn(dir: &Path, listen: SocketAddr) -> Result<Running, NodeError> {
+/// Starts serving the node in `dir` on `listen` in a background task until `shutdown`;
+/// returns once it accepts connections.
+pub async fn spawn(
+    dir: &Path,
+    listen: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<Running, NodeError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let dir = dir.to_path_buf();
     let task = tokio::spawn(async move {
-        serve(&dir, listen, move |a| {
+        serve(&dir, listen, shutdown, move |a| {
             let _ = tx.send(a);
         })
         .await

@@ -29,7 +29,7 @@ pub fn start_server(data: &Path) -> Server {
 
 /// `coffer serve` with extra arguments.
 pub fn start_server_with(data: &Path, extra: &[&str]) -> Server {
-    let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+    let mut args = vec!["serve", "--listen", "127.0.0.1:0", "--dev-verifier"];
     args.extend_from_slice(extra);
     let (child, v) = spawn_server(&args, data);
     Server {

@@ -275,26 +275,30 @@ fn disabled_limits_allow_everything() {
         }
     }
     for _ in 0..1000 {
-        assert!(l.code_request(peer, &alice).is_ok());
-        assert!(l.code_check(peer, &alice).is_ok());
-        assert!(l.vault_call(peer, &alice).is_ok());
-        assert!(l.allow_code("alice", peer));
-        assert!(l.allow_attempt("not an id", peer));
+        for action in ACTIONS {
+            assert!(l.address(action, peer).is_ok());
+            assert!(l.account(action, &alice).is_ok());
+        }
     }
 }
 
 #[test]
-fn transitional_calls_charge_the_address_and_keep_no_bucket_for_a_bad_id() {
+fn a_request_refused_by_its_address_creates_no_account_bucket() {
     let l = RateLimits::default();
     let peer = ip("198.51.100.1");
-    let allowed = (0..25).filter(|_| l.allow_code("not an id", peer)).count();
+    let t0 = Instant::now();
+    // A handler charges the address alone for requests it refuses before any id (bad
+    // ids, bad credentials): they keep no bucket of their own.
+    let allowed = (0..25)
+        .filter(|_| l.address_at(Action::CodeRequest, peer, t0).is_ok())
+        .count();
     assert_eq!(allowed, CODE_REQUESTS_PER_ADDRESS.burst as usize);
-    assert_eq!(l.draining(Instant::now()), 1, "the address's bucket only");
-    // allow_attempt spends the vault calls' budget.
+    assert_eq!(l.draining(t0), 1, "the address's bucket only");
+    // Vault calls and code checks spend separate budgets.
     let l = RateLimits::default();
     for _ in 0..VAULT_CALLS_PER_ACCOUNT.burst {
-        assert!(l.allow_attempt("alice", peer));
+        assert!(l.account_at(Action::VaultCall, &id("alice"), t0).is_ok());
     }
-    assert!(l.vault_call(peer, &id("alice")).is_err());
-    assert!(l.code_check(peer, &id("alice")).is_ok());
+    assert!(l.account_at(Action::VaultCall, &id("alice"), t0).is_err());
+    assert!(l.account_at(Action::CodeCheck, &id("alice"), t0).is_ok());
 }

@@ -99,7 +99,7 @@ impl TestServer {
     /// one connection per request.
     pub fn client_from(&self, from: IpAddr) -> reqwest::Client {
         reqwest::Client::builder()
-            .use_preconfigured_tls(coffer_tls::pinned_client_config(&self.fingerprint).unwrap())
+            .use_preconfigured_tls(coffer_tls::pinned_client_config(&[&self.fingerprint]).unwrap())
             .local_address(from)
             .pool_max_idle_per_host(0)
             .timeout(EVENTUALLY)
@@ -131,7 +131,7 @@ impl TestServer {
         alpn: &[&[u8]],
     ) -> io::Result<TlsStream<TcpStream>> {
         let tcp = tcp_from(from, self.addr).await?;
-        let mut config = coffer_tls::pinned_client_config(&self.fingerprint).unwrap();
+        let mut config = coffer_tls::pinned_client_config(&[&self.fingerprint]).unwrap();
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         TlsConnector::from(Arc::new(config))
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
