@@ -12,10 +12,11 @@ use super::spec;
 pub const ACCOUNT: &[u8] = b"+15550001";
 pub const OTHER_ACCOUNT: &[u8] = b"+15550002";
 
-/// 300 bytes: long enough that the 2-byte length prefix has a non-zero high byte.
+/// 256 bytes: the longest account id a vault node takes (`coffer-vault-node`), and the
+/// only length it takes whose 2-byte length prefix has a non-zero high byte (0x0100).
 pub fn long_account() -> Vec<u8> {
     let mut out = b"user-".to_vec();
-    out.resize(300, b'x');
+    out.resize(256, b'x');
     out
 }
 
@@ -143,4 +144,11 @@ pub fn channel_keys(channel_public: &[u8; 32]) -> FleetKeys {
         channel: channel_public.to_vec(),
         opaque: vec![0; 32],
     }
+}
+
+/// `bytes` with the bits of `mask` flipped at `offset`.
+pub fn flip(bytes: &[u8], offset: usize, mask: u8) -> Vec<u8> {
+    let mut out = bytes.to_vec();
+    out[offset] ^= mask;
+    out
 }

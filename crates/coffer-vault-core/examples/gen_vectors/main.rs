@@ -8,7 +8,7 @@
 //! running the generator again gives byte-identical files; `tests/test_vectors` fails when
 //! the files in the repository differ from what this program produces.
 //!
-//! A vector file is text, one `name: value` line per field, in this order: `format:` (what
+//! A vector file is text, one `name: value` line per field (`name:` alone when empty), in this order: `format:` (what
 //! the vector is about), `expect:` (the outcome), `error:` (channel failures only: this
 //! implementation's precise error, for information; other implementations need only match
 //! `expect:`), `comment:`, then the inputs and outputs of that format. Byte fields are
@@ -21,11 +21,13 @@
 //! (authentic but badly framed payloads, impossible length prefixes, keys derived the wrong
 //! way) are built with [`spec`].
 
+mod authorization;
 mod channel;
-mod derivations;
 pub mod fixtures;
+mod identity;
 mod record;
 pub mod spec;
+mod transport;
 
 use std::path::Path;
 
@@ -74,8 +76,12 @@ impl Vector {
         let mut out = String::new();
         for (field, value) in &self.fields {
             out.push_str(field);
-            out.push_str(": ");
-            out.push_str(value);
+            out.push(':');
+            // No trailing space after an empty value, for editors that strip them.
+            if !value.is_empty() {
+                out.push(' ');
+                out.push_str(value);
+            }
             out.push('\n');
         }
         out.into_bytes()
@@ -91,12 +97,12 @@ pub fn all_vectors() -> Vec<Vector> {
     let mut out = channel::request_vectors();
     out.extend(channel::response_vectors());
     out.extend(record::vectors());
-    out.extend(derivations::transport_vectors());
-    out.extend(derivations::auth_key_vectors());
-    out.extend(derivations::authorization_vectors());
-    out.extend(derivations::credential_identifier_vectors());
-    out.extend(derivations::fleet_keys_vectors());
-    out.extend(derivations::fleet_secrets_vectors());
+    out.extend(transport::vectors());
+    out.extend(authorization::auth_key_vectors());
+    out.extend(authorization::vectors());
+    out.extend(identity::credential_identifier_vectors());
+    out.extend(identity::fleet_keys_vectors());
+    out.extend(identity::fleet_secrets_vectors());
     let mut names: Vec<&str> = out.iter().map(|v| v.name.as_str()).collect();
     names.sort_unstable();
     names.dedup();

@@ -129,12 +129,6 @@ fn empty_pending() -> Record {
     }
 }
 
-fn flip(bytes: &[u8], offset: usize, mask: u8) -> Vec<u8> {
-    let mut out = bytes.to_vec();
-    out[offset] ^= mask;
-    out
-}
-
 pub fn vectors() -> Vec<Vector> {
     let live_base = live("record_live", 93, 10, false);
     let live_sealed = sealed(&live_base, &sealing_key_a(), ACCOUNT, &nonce("record_live"));
@@ -184,7 +178,7 @@ pub fn vectors() -> Vec<Vector> {
         ),
         good(
             "record_long_account",
-            "a 300-byte account id: the subkey's info starts 0x012c",
+            "a 256-byte account id (the longest a vault node takes): the subkey's info starts 0x0100",
             &long_account(),
             &empty_pending(),
         ),

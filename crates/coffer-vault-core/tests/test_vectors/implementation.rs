@@ -84,6 +84,16 @@ fn channel_error(e: &ChannelError) -> (&'static str, String) {
     }
 }
 
+/// A message's `Debug`, cut short for a failure report.
+fn short<T: std::fmt::Debug>(message: &T) -> String {
+    let text = format!("{message:?}");
+    if text.chars().count() > 120 {
+        text.chars().take(120).chain("...".chars()).collect()
+    } else {
+        text
+    }
+}
+
 fn channel_outcome<T: PartialEq + std::fmt::Debug>(
     v: &Vector,
     got: Result<T, ChannelError>,
@@ -96,7 +106,7 @@ fn channel_outcome<T: PartialEq + std::fmt::Debug>(
                 format!("opened {message:?}, want {want:?}")
             })
         }
-        (expect, Ok(message)) => Err(format!("opened {message:?}, expected {expect:?}")),
+        (expect, Ok(message)) => Err(format!("opened {}, expected {expect:?}", short(&message))),
         (expect, Err(e)) => {
             let (category, detail) = channel_error(&e);
             ensure(

@@ -118,6 +118,7 @@ pub struct FleetSecrets {
 
 pub const FLEET_SECRETS_LEN: usize = 1 + 2 + 32 + 32 + 64 + 32 + 32;
 
+/// Bytes after the 195 are ignored, as the crate ignores them (no vector has any).
 pub fn fleet_secrets(bytes: &[u8]) -> Option<FleetSecrets> {
     if bytes.len() < FLEET_SECRETS_LEN || bytes[0] != VERSION {
         return None;

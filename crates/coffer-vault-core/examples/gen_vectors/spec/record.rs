@@ -81,7 +81,8 @@ pub fn seal(sealing_key: &[u8; 32], account: &[u8], nonce: &[u8; 12], json: &[u8
 }
 
 /// The padded plaintext and the record's JSON, or `None` for a record that must not be
-/// used.
+/// used. The bytes after the JSON are not checked to be zeros, as the crate does not check
+/// them (no vector has others).
 pub fn open(sealing_key: &[u8; 32], account: &[u8], sealed: &[u8]) -> Option<(Vec<u8>, Vec<u8>)> {
     if sealed.len() != SEALED_LEN || sealed[0] != VERSION {
         return None;
