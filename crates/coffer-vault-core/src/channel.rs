@@ -192,15 +192,39 @@ pub fn open_request(
     account: &[u8],
     message: &[u8],
 ) -> Result<(Request, Responder), ChannelError> {
+    open_request_inner(fleet, account, message, None)
+}
+
+/// [`open_request`] with a fixed ephemeral key for the response, for test vectors only: it
+/// makes message 2 deterministic, which is all a vector needs and everything a real vault
+/// must never do.
+#[doc(hidden)]
+pub fn open_request_for_test_vectors(
+    fleet: &Fleet,
+    account: &[u8],
+    message: &[u8],
+    ephemeral: &[u8; 32],
+) -> Result<(Request, Responder), ChannelError> {
+    open_request_inner(fleet, account, message, Some(ephemeral))
+}
+
+fn open_request_inner(
+    fleet: &Fleet,
+    account: &[u8],
+    message: &[u8],
+    ephemeral: Option<&[u8; 32]>,
+) -> Result<(Request, Responder), ChannelError> {
     let params = PATTERN.parse().map_err(setup)?;
     let prologue = prologue(account);
-    let mut hs = Builder::new(params)
+    let mut builder = Builder::new(params)
         .local_private_key(fleet.channel_secret())
         .map_err(setup)?
         .prologue(&prologue)
-        .map_err(setup)?
-        .build_responder()
         .map_err(setup)?;
+    if let Some(e) = ephemeral {
+        builder = builder.fixed_ephemeral_key_for_testing_only(e);
+    }
+    let mut hs = builder.build_responder().map_err(setup)?;
     let request = unpad(&read(&mut hs, message)?)?;
     Ok((request, Responder { hs }))
 }

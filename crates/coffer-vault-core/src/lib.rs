@@ -37,6 +37,8 @@ pub use messages::{Authorization, Failure, Request, Response};
 pub use record::{Live, Record, State};
 pub use step::{step, Change, Step, MAX_K_BLOB};
 pub use suite::{KsfParams, Suite};
+#[doc(hidden)]
+pub use transport::seal_for_test_vectors as seal_k_transport_for_test_vectors;
 
 /// The protocol version: in every label, the channel's prologue, the record format and the
 /// fleet secrets' format. Version 1 had no channel and no registration ids; it is not read.

@@ -42,6 +42,18 @@ pub(crate) fn seal_for_transport<R: RngCore + CryptoRng>(
     Ok(out)
 }
 
+/// [`seal_for_transport`], reachable from outside the crate for test vectors only (a fixed
+/// K blob under a fixed session key, the nonce from a scripted generator). The vault itself
+/// seals only inside [`crate::step`], under the session key a login has just produced.
+#[doc(hidden)]
+pub fn seal_for_test_vectors<R: RngCore + CryptoRng>(
+    session_key: &[u8],
+    k_blob: &[u8],
+    rng: &mut R,
+) -> Result<Vec<u8>, VaultError> {
+    seal_for_transport(session_key, k_blob, rng)
+}
+
 /// The client's side of [`seal_for_transport`].
 pub fn open_from_transport(session_key: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
     if sealed.len() < 28 {

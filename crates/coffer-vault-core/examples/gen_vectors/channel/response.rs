@@ -1,0 +1,298 @@
+//! Message 2 vectors: what the client that sent `channel_request_status` makes of a
+//! response.
+
+use coffer_vault_core::{Request, Response};
+
+use super::super::fixtures::*;
+use super::super::spec::wire;
+use super::super::Vector;
+use super::*;
+
+fn response_of_json_len(len: usize) -> Response {
+    let overhead = json(&Response::Rejected {
+        reason: String::new(),
+    })
+    .len();
+    let response = Response::Rejected {
+        reason: "x".repeat(len - overhead),
+    };
+    assert_eq!(json(&response).len(), len);
+    response
+}
+
+struct Response2<'a> {
+    name: &'a str,
+    expect: &'a str,
+    error: Option<&'a str>,
+    comment: &'a str,
+    responder_ephemeral: Option<[u8; 32]>,
+    response: Option<&'a Response>,
+    payload: Option<Vec<u8>>,
+    message: Vec<u8>,
+}
+
+impl Response2<'_> {
+    /// Every response vector is read by the client that sent `channel_request_status`.
+    fn vector(self) -> Vector {
+        let mut v = Vector::new(self.name, "channel response", self.expect);
+        if let Some(e) = self.error {
+            v = v.text("error", e);
+        }
+        v = v
+            .text("comment", self.comment)
+            .hex("responder static secret", &channel_secret_a())
+            .hex(
+                "responder static public",
+                &noise::public_key(&channel_secret_a()),
+            )
+            .hex("account", ACCOUNT)
+            .hex("prologue", &wire::prologue(ACCOUNT))
+            .hex(
+                "initiator ephemeral secret",
+                &ephemeral("channel_request_status"),
+            )
+            .text(
+                "request",
+                String::from_utf8(json(&Request::Status)).expect("UTF-8"),
+            )
+            .hex("request message", &status_request_message());
+        if let Some(e) = self.responder_ephemeral {
+            v = v.hex("responder ephemeral secret", &e);
+        }
+        if let Some(r) = self.response {
+            v = v.text("response", String::from_utf8(json(r)).expect("UTF-8"));
+        }
+        if let Some(p) = &self.payload {
+            v = v.hex("payload", p);
+        }
+        v.hex("message", &self.message)
+    }
+}
+
+fn good_response(name: &str, comment: &str, response: &Response) -> Vector {
+    let e = responder_ephemeral(name);
+    Response2 {
+        name,
+        expect: "success",
+        error: None,
+        comment,
+        responder_ephemeral: Some(e),
+        response: Some(response),
+        payload: Some(wire::pad(&json(response))),
+        message: sealed_response(
+            &channel_secret_a(),
+            ACCOUNT,
+            &status_request_message(),
+            &e,
+            response,
+        ),
+    }
+    .vector()
+}
+
+fn bad_response(name: &str, expect: &str, error: &str, comment: &str, message: Vec<u8>) -> Vector {
+    Response2 {
+        name,
+        expect,
+        error: Some(error),
+        comment,
+        responder_ephemeral: None,
+        response: None,
+        payload: None,
+        message,
+    }
+    .vector()
+}
+
+fn malformed_response(name: &str, error: &str, comment: &str, payload: Vec<u8>) -> Vector {
+    Response2 {
+        name,
+        expect: "malformed",
+        error: Some(error),
+        comment,
+        responder_ephemeral: Some(responder_ephemeral(name)),
+        response: None,
+        message: hostile_response(name, &payload),
+        payload: Some(payload),
+    }
+    .vector()
+}
+
+/// The vault's `NotFound` to another message 1 (another account, fleet, ephemeral key or
+/// request), for the client of `channel_request_status` to refuse.
+fn response_to(
+    fleet_secret: &[u8; 32],
+    account: &[u8],
+    request: &Request,
+    e: &[u8; 32],
+    name: &str,
+) -> Vec<u8> {
+    let m1 = sealed_request(fleet_secret, account, request, e);
+    sealed_response(
+        fleet_secret,
+        account,
+        &m1,
+        &responder_ephemeral(name),
+        &Response::NotFound,
+    )
+}
+
+pub fn response_vectors() -> Vec<Vector> {
+    let base = status_response_message();
+    let last = base.len() - 1;
+    let e1 = ephemeral("channel_request_status");
+    let mut v = vec![
+        good_response(
+            "channel_response_not_found",
+            "NotFound, answering channel_request_status",
+            &Response::NotFound,
+        ),
+        good_response(
+            "channel_response_recovered",
+            "Recovered with a 121-byte sealed K blob",
+            &Response::Recovered {
+                sealed_k_blob: pseudo_random("a sealed K blob", 121),
+            },
+        ),
+        good_response(
+            "channel_response_two_blocks",
+            "a Rejected whose JSON is 1023 bytes: two blocks",
+            &response_of_json_len(wire::PAD_BLOCK - 1),
+        ),
+    ];
+    let flips: [(&str, usize, u8, &str); 3] = [
+        (
+            "channel_response_flip_ephemeral",
+            0,
+            0x01,
+            "channel_response_not_found with bit 0 of e flipped",
+        ),
+        (
+            "channel_response_flip_ciphertext",
+            32 + 100,
+            0x01,
+            "channel_response_not_found with one bit of the encrypted payload flipped",
+        ),
+        (
+            "channel_response_flip_tag",
+            last,
+            0x80,
+            "channel_response_not_found with one bit of the tag flipped",
+        ),
+    ];
+    for (name, offset, mask, comment) in flips {
+        v.push(bad_response(
+            name,
+            "unauthentic",
+            UNAUTHENTIC,
+            comment,
+            flip(&base, offset, mask),
+        ));
+    }
+    v.push(bad_response(
+        "channel_response_to_another_ephemeral",
+        "unauthentic",
+        UNAUTHENTIC,
+        "the vault's NotFound to another Status request (another initiator ephemeral key)",
+        response_to(
+            &channel_secret_a(),
+            ACCOUNT,
+            &Request::Status,
+            &ephemeral("another status request"),
+            "channel_response_to_another_ephemeral",
+        ),
+    ));
+    v.push(bad_response(
+        "channel_response_to_another_request",
+        "unauthentic",
+        UNAUTHENTIC,
+        "the vault's NotFound to a Challenge request made with the same ephemeral key: the \
+         response is bound to the request's ciphertext too",
+        response_to(
+            &channel_secret_a(),
+            ACCOUNT,
+            &Request::Challenge,
+            &e1,
+            "channel_response_to_another_request",
+        ),
+    ));
+    v.push(bad_response(
+        "channel_response_from_other_fleet",
+        "unauthentic",
+        UNAUTHENTIC,
+        "another fleet's NotFound to a Status request the same ephemeral key sealed to that fleet",
+        response_to(
+            &channel_secret_b(),
+            ACCOUNT,
+            &Request::Status,
+            &e1,
+            "channel_response_from_other_fleet",
+        ),
+    ));
+    v.push(bad_response(
+        "channel_response_for_other_account",
+        "unauthentic",
+        UNAUTHENTIC,
+        "the vault's NotFound to the same ephemeral key's Status request for +15550002",
+        response_to(
+            &channel_secret_a(),
+            OTHER_ACCOUNT,
+            &Request::Status,
+            &e1,
+            "channel_response_for_other_account",
+        ),
+    ));
+    v.push(bad_response(
+        "channel_response_reflected_request",
+        "unauthentic",
+        UNAUTHENTIC,
+        "the client's own message 1 handed back as message 2",
+        status_request_message(),
+    ));
+    v.push(bad_response(
+        "channel_response_truncated",
+        "unauthentic",
+        UNAUTHENTIC,
+        "channel_response_not_found without its last byte",
+        base[..last].to_vec(),
+    ));
+    let not_found = json(&Response::NotFound);
+    let mut padding = wire::pad(&not_found);
+    padding[wire::PAD_BLOCK / 2] = 0x20;
+    v.push(malformed_response(
+        "channel_response_padding_not_zeros",
+        PADDING,
+        "authentic; a NotFound payload with a 0x20 in its padding",
+        padding,
+    ));
+    let mut long = wire::pad(&not_found);
+    long[..2].copy_from_slice(&u16::MAX.to_be_bytes());
+    v.push(malformed_response(
+        "channel_response_length_past_payload",
+        LENGTH,
+        "authentic; a one-block payload whose length prefix says 65535",
+        long,
+    ));
+    v.push(malformed_response(
+        "channel_response_request_in_place_of_response",
+        JSON,
+        "authentic and well padded; the body is a request (Challenge), not a response",
+        wire::pad(br#""Challenge""#),
+    ));
+    let five = wire::pad(&json(&response_of_json_len(4 * wire::PAD_BLOCK + 100)));
+    v.push(
+        Response2 {
+            name: "channel_response_five_blocks",
+            expect: "too large",
+            error: Some(TOO_LARGE),
+            comment:
+                "authentic, and well framed in five blocks, but longer than the 4144-byte limit",
+            responder_ephemeral: None,
+            response: None,
+            payload: None,
+            message: hostile_response("channel_response_five_blocks", &five),
+        }
+        .vector(),
+    );
+    v
+}
