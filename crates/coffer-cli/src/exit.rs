@@ -23,6 +23,8 @@ pub const NOT_FOUND: i32 = 8;
 pub const UNSUPPORTED: i32 = 9;
 /// A server refused for now: too many requests (the message says when to retry).
 pub const RATE_LIMITED: i32 = 10;
+/// Another request on the same account got in the way; nothing was decided: retry.
+pub const CONFLICT: i32 = 11;
 
 /// Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
 pub const INTERRUPTED: i32 = 130;
@@ -63,6 +65,7 @@ pub fn classify(err: &anyhow::Error) -> (i32, &'static str) {
         Some(ErrorClass::NotFound) => (NOT_FOUND, "not-found"),
         Some(ErrorClass::Unsupported) => (UNSUPPORTED, "unsupported"),
         Some(ErrorClass::RateLimited) => (RATE_LIMITED, "rate-limited"),
+        Some(ErrorClass::Conflict) => (CONFLICT, "conflict"),
         Some(ErrorClass::Interrupted) => (INTERRUPTED, "interrupted"),
         None => (OTHER, "other"),
     }

@@ -298,11 +298,16 @@ pub async fn delete_record(profile: &Profile, key: &BackupKey) -> Result<()> {
     Ok(vault(&fe, s, &credential)?.delete(key).await?)
 }
 
-/// The vault's view of this account, for `status`.
-pub async fn vault_status(profile: &Profile) -> Result<VaultStatus> {
+/// The vault's view of this account, for `status`, and whether its record is the one this
+/// device's key made (`None`: no live record).
+pub async fn vault_status(
+    profile: &Profile,
+    key: &BackupKey,
+) -> Result<(VaultStatus, Option<bool>)> {
     let config = profile.load_config()?;
     let s = server(&config)?;
     let credential = profile.load_credential()?;
     let fe = frontend(s)?;
-    Ok(vault(&fe, s, &credential)?.status().await?)
+    let v = vault(&fe, s, &credential)?;
+    Ok((v.status().await?, v.holds_key(key).await?))
 }

@@ -176,6 +176,7 @@ pub async fn frontend_serve(out: &Output, data: &Path, o: FrontendOptions) -> Re
         },
         vault: o.vault,
         rate_limits: true,
+        limits: coffer_frontend::server::limits(),
     };
     let json_out = out.json;
     coffer_frontend::server::serve(config, crate::exit::interrupted(), move |addr| {

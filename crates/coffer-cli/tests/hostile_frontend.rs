@@ -296,3 +296,56 @@ async fn the_front_end_finds_no_password_through_any_request() {
         .unwrap();
     assert_eq!(refused, Response::Unauthorized);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withheld_password_change_cannot_revive_an_erased_record() {
+    let w = world();
+    let k = key();
+    let c = w.client();
+    c.enable("the old password", &k, KSF).await.unwrap();
+    // The change's Challenge and RegisterStart pass; its RegisterFinish is kept back.
+    w.relay
+        .plan(vec![Tamper::Pass, Tamper::Pass, Tamper::Withhold]);
+    let res = c.change_password(&k, "the new password", KSF).await;
+    assert!(
+        matches!(res, Err(ClientError::Unreachable(ref m)) if m.contains("may or may not")),
+        "{res:?}"
+    );
+    for _ in 0..10 {
+        let _ = c.recover("a guess").await;
+    }
+    assert_eq!(w.status().await, VaultStatus::Locked { max_guesses: 10 });
+    w.relay.deliver_withheld().await;
+    assert_eq!(
+        w.status().await,
+        VaultStatus::Locked { max_guesses: 10 },
+        "the withheld registration revived the erased record"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_slipped_in_meanwhile_is_reported_and_the_password_not_called_wrong() {
+    let w = world();
+    let k = key();
+    let c = w.client();
+    c.enable("the password", &k, KSF).await.unwrap();
+    // Between the owner's RecoverStart and RecoverFinish, the relay starts a login of its own.
+    let (_, own) = coffer_vault_core::client::start_login(&mut rand_core::OsRng, b"x").unwrap();
+    w.relay.plan(vec![
+        Tamper::Pass,
+        Tamper::Interleave(Request::RecoverStart { request: own }),
+    ]);
+    let res = c.recover("the password").await;
+    assert!(
+        matches!(res, Err(ref e @ ClientError::Superseded) if e.is_retryable()),
+        "{res:?}"
+    );
+    assert_eq!(c.recover("the password").await.unwrap(), k);
+    // A challenge taken by someone else meanwhile: the client asks again, and succeeds.
+    w.relay
+        .plan(vec![Tamper::Pass, Tamper::Interleave(Request::Challenge)]);
+    c.change_password(&k, "another password", KSF)
+        .await
+        .unwrap();
+    assert!(w.recovers("another password", &k).await);
+}

@@ -140,11 +140,13 @@ fn channel_cost(seconds: u64) -> f64 {
         request: vec![1; 96],
     };
     let started = Response::RecoverStarted {
+        login_id: vec![5; 16],
         response: vec![2; 320],
         ksf: KsfParams::DEFAULT,
         guesses_left: 9,
     };
     let finish = Request::RecoverFinish {
+        login_id: vec![5; 16],
         finalization: vec![3; 64],
     };
     let recovered = Response::Recovered {

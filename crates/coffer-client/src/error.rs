@@ -26,6 +26,8 @@ pub enum ErrorClass {
     Unreachable,
     /// A server refused for now: too many requests. Retry after the time given.
     RateLimited,
+    /// Another request on the same account got in the way; nothing was decided. Retry.
+    Conflict,
 }
 
 /// Everything the client library can fail with.
@@ -87,6 +89,8 @@ pub enum ClientError {
     EscrowBroken(&'static str),
     #[error("rate limited by the server; retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
+    #[error("another request on this account (another device, or someone who took the account over) got in the way; nothing was decided and no guess was lost by it; try again")]
+    Superseded,
     #[error("the storage location {0} does not exist")]
     StorageMissing(String),
     #[error("no backup found in {0}")]
@@ -115,6 +119,7 @@ impl ClientError {
             | ClientError::EscrowBroken(_) => ErrorClass::Integrity,
             ClientError::VaultUnavailable => ErrorClass::Unreachable,
             ClientError::RateLimited { .. } => ErrorClass::RateLimited,
+            ClientError::Superseded => ErrorClass::Conflict,
             ClientError::Unreachable(_) => ErrorClass::Unreachable,
             ClientError::VaultRecordMissing => ErrorClass::NotFound,
             ClientError::Integrity { .. }
@@ -140,6 +145,7 @@ impl ClientError {
             ClientError::Storage { retryable, .. } => *retryable,
             ClientError::Unreachable(_)
             | ClientError::VaultUnavailable
+            | ClientError::Superseded
             | ClientError::RateLimited { .. } => true,
             ClientError::Io { source, .. } => matches!(
                 source.kind(),

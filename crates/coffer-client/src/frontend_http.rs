@@ -28,6 +28,28 @@ pub struct Frontend {
     base: String,
 }
 
+/// Largest answer read from a server: a vault message is a few KiB; anything far larger is
+/// a server misbehaving, refused before it can exhaust memory.
+const MAX_ANSWER: usize = 64 * 1024;
+
+/// The body of `resp`, read up to [`MAX_ANSWER`] bytes.
+pub(crate) async fn read_capped(url: &str, mut resp: Response) -> Result<Vec<u8>, ClientError> {
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| ClientError::Unreachable(format!("{url}: {}", e.without_url())))?
+    {
+        if body.len() + chunk.len() > MAX_ANSWER {
+            return Err(ClientError::Unreachable(format!(
+                "{url}: the answer is larger than {MAX_ANSWER} bytes; refused"
+            )));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// The typed error body both servers send: `{"error": {"class", "message", "retryable",
 /// "retry_after"}}`.
 #[derive(Deserialize)]
@@ -78,10 +100,9 @@ impl Frontend {
             .await
             .map_err(|e| ClientError::Unreachable(format!("{url}: {}", e.without_url())))?;
         if resp.status().is_success() {
-            return resp
-                .json()
-                .await
-                .map_err(|e| ClientError::Unreachable(format!("{url}: {}", e.without_url())));
+            let body = read_capped(url, resp).await?;
+            return serde_json::from_slice(&body)
+                .map_err(|e| ClientError::Unreachable(format!("{url}: a malformed answer: {e}")));
         }
         Err(error_from(url, resp).await)
     }
@@ -149,7 +170,10 @@ async fn error_from(url: &str, resp: Response) -> ClientError {
         .get(reqwest::header::RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let body: Option<ErrorBody> = resp.json().await.ok();
+    let body: Option<ErrorBody> = read_capped(url, resp)
+        .await
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     let (class, message, body_wait) = match body {
         Some(b) => (b.error.class, b.error.message, b.error.retry_after),
         None => (String::new(), "no details".to_string(), None),

@@ -54,17 +54,17 @@ impl VaultTransport for VaultHttp {
             .await
             .map_err(unreachable)?;
         let status = resp.status();
+        let body = crate::frontend_http::read_capped(&url, resp).await?;
         if !status.is_success() {
-            let body = resp.text().await.unwrap_or_default();
+            let body = String::from_utf8_lossy(&body);
             return Err(if status.is_server_error() {
                 ClientError::Unreachable(format!("{url}: {status}: {body}"))
             } else {
                 ClientError::Usage(format!("the vault node refused: {status}: {body}"))
             });
         }
-        resp.json::<Envelope>()
-            .await
+        serde_json::from_slice::<Envelope>(&body)
             .map(|e| e.message)
-            .map_err(unreachable)
+            .map_err(|e| ClientError::Unreachable(format!("{url}: a malformed answer: {e}")))
     }
 }

@@ -52,6 +52,8 @@ pub struct Config {
     /// Per-account and per-address rate limits; off only for capacity benchmarks and for
     /// tests that show the vault's own limits hold without them.
     pub rate_limits: bool,
+    /// Timeouts, sizes and connection caps ([`limits`] for a public front-end).
+    pub limits: coffer_https::Limits,
 }
 
 /// What every handler shares.

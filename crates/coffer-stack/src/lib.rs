@@ -55,6 +55,27 @@ pub fn load_or_create_identity(dir: &Path) -> Result<coffer_tls::Identity, Local
     Ok(coffer_tls::IdentityDir::new(dir).load_or_create(&names)?)
 }
 
+/// Connections the embedded node takes: only the front-end beside it connects.
+const NODE_CONNECTIONS: usize = 64;
+
+/// The two servers' limits when they share one process, and so one open-file limit: the
+/// node takes a few connections, and the front-end's cap leaves room for them (the node's
+/// side and the front-end's own side of each).
+fn limits() -> (coffer_https::Limits, coffer_https::Limits) {
+    let node = coffer_https::Limits {
+        max_connections: NODE_CONNECTIONS,
+        max_connections_per_address: NODE_CONNECTIONS,
+        ..coffer_vault_node::server::limits()
+    };
+    let mut frontend = coffer_frontend::server::limits();
+    if let Some(limit) = coffer_https::raise_descriptor_limit() {
+        if let Some(budget) = coffer_https::descriptor_budget(frontend.max_connections, limit) {
+            frontend.max_connections = budget.saturating_sub(2 * NODE_CONNECTIONS).max(1);
+        }
+    }
+    (node, frontend)
+}
+
 /// Creates `dir` with mode 0700, or tightens it: it holds the codes file and the stores.
 pub fn private_dir(dir: &Path) -> std::io::Result<()> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -96,9 +117,11 @@ pub async fn start(
     let info =
         coffer_vault_node::init_or_open(&node_dir, coffer_vault_core::DEFAULT_MAX_GUESSES, &names)?;
     let (stop, rx) = watch::channel(false);
+    let (node_limits, frontend_limits) = limits();
     let vault = coffer_vault_node::server::spawn(
         &node_dir,
         "127.0.0.1:0".parse().expect("valid"),
+        node_limits,
         stopped(rx.clone()),
     )
     .await?;
@@ -130,6 +153,7 @@ pub async fn start(
             &info.token()?,
         )?,
         rate_limits,
+        limits: frontend_limits,
     };
     let coffer_frontend::server::Running {
         addr,

@@ -20,6 +20,9 @@ pub enum Operation {
     /// A new registration over a live record (a password change).
     Replace,
     Delete,
+    /// Not an authorization: the vault's proof, in a `Status` answer, that the record holds
+    /// the auth key of the K a device holds.
+    Ownership,
 }
 
 impl Operation {
@@ -27,6 +30,7 @@ impl Operation {
         match self {
             Operation::Replace => 1,
             Operation::Delete => 2,
+            Operation::Ownership => 3,
         }
     }
 }
@@ -72,21 +76,22 @@ pub fn authorize(
     request: &[u8],
 ) -> Authorization {
     Authorization {
+        challenge: challenge.to_vec(),
         mac: mac(auth_key, account, challenge, op, request).to_vec(),
     }
 }
 
-/// The vault's side, in constant time.
+/// Checks a MAC over `challenge`, in constant time.
 pub(crate) fn verify(
     auth_key: &[u8],
     account: &[u8],
     challenge: &[u8],
     op: Operation,
     request: &[u8],
-    presented: &Authorization,
+    presented: &[u8],
 ) -> bool {
     let expected = mac(auth_key, account, challenge, op, request);
-    presented.mac.len() == AUTH_LEN && bool::from(expected.ct_eq(presented.mac.as_slice()))
+    presented.len() == AUTH_LEN && bool::from(expected.ct_eq(presented))
 }
 
 #[cfg(test)]
@@ -97,48 +102,54 @@ mod tests {
     fn a_mac_answers_one_challenge_for_one_operation_on_one_request_of_one_account() {
         let key = derive_auth_key(&[7u8; 32]);
         let good = authorize(key.as_ref(), b"alice", &[1; 32], Operation::Delete, b"");
-        assert!(verify(
+        assert_eq!(
+            good.challenge, [1; 32],
+            "the challenge travels with the proof"
+        );
+        let check =
+            |key: &[u8], account: &[u8], challenge: &[u8], op, request: &[u8], mac: &[u8]| {
+                verify(key, account, challenge, op, request, mac)
+            };
+        assert!(check(
             key.as_ref(),
             b"alice",
             &[1; 32],
             Operation::Delete,
             b"",
-            &good
+            &good.mac
         ));
         for (account, challenge, op, request) in [
             (&b"bob"[..], [1u8; 32], Operation::Delete, &b""[..]),
             (b"alice", [2; 32], Operation::Delete, b""),
             (b"alice", [1; 32], Operation::Replace, b""),
+            (b"alice", [1; 32], Operation::Ownership, b""),
             (b"alice", [1; 32], Operation::Delete, b"x"),
         ] {
-            assert!(!verify(
+            assert!(!check(
                 key.as_ref(),
                 account,
                 &challenge,
                 op,
                 request,
-                &good
+                &good.mac
             ));
         }
         let other_key = derive_auth_key(&[8u8; 32]);
-        assert!(!verify(
+        assert!(!check(
             other_key.as_ref(),
             b"alice",
             &[1; 32],
             Operation::Delete,
             b"",
-            &good
+            &good.mac
         ));
-        let short = Authorization {
-            mac: good.mac[..16].to_vec(),
-        };
-        assert!(!verify(
+        assert!(!check(
             key.as_ref(),
             b"alice",
             &[1; 32],
             Operation::Delete,
             b"",
-            &short
+            &good.mac[..16]
         ));
     }
 }

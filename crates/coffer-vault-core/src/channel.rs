@@ -247,10 +247,11 @@ mod tests {
     #[test]
     fn a_request_and_its_response_cross_only_between_the_client_and_its_fleet() {
         let f = fleet();
-        let (m1, pending) = seal_request(f.keys(), b"alice", &Request::Status).unwrap();
+        let (m1, pending) =
+            seal_request(f.keys(), b"alice", &Request::Status { nonce: vec![] }).unwrap();
         assert_eq!(m1.len(), 32 + PAD_BLOCK + 16);
         let (req, responder) = open_request(&f, b"alice", &m1).unwrap();
-        assert_eq!(req, Request::Status);
+        assert_eq!(req, Request::Status { nonce: vec![] });
         let m2 = responder.seal(&Response::NotFound).unwrap();
         assert_eq!(pending.open(&m2).unwrap(), Response::NotFound);
     }
@@ -259,7 +260,7 @@ mod tests {
     fn altered_misrouted_foreign_and_replayed_messages_do_not_open() {
         let f = fleet();
         let other = fleet();
-        let (m1, _) = seal_request(f.keys(), b"alice", &Request::Status).unwrap();
+        let (m1, _) = seal_request(f.keys(), b"alice", &Request::Status { nonce: vec![] }).unwrap();
         for i in [0, 31, 32, 100, m1.len() - 1] {
             let mut bad = m1.clone();
             bad[i] ^= 1;
@@ -280,8 +281,10 @@ mod tests {
         assert!(open_request(&f, b"alice", &[]).is_err());
 
         // A response from another fleet, or to another request, or altered, is refused.
-        let (m1, pending) = seal_request(f.keys(), b"alice", &Request::Status).unwrap();
-        let (m1b, _) = seal_request(other.keys(), b"alice", &Request::Status).unwrap();
+        let (m1, pending) =
+            seal_request(f.keys(), b"alice", &Request::Status { nonce: vec![] }).unwrap();
+        let (m1b, _) =
+            seal_request(other.keys(), b"alice", &Request::Status { nonce: vec![] }).unwrap();
         let (_, foreign) = open_request(&other, b"alice", &m1b).unwrap();
         let forged = foreign.seal(&Response::NotFound).unwrap();
         assert!(matches!(
@@ -291,7 +294,8 @@ mod tests {
         let (_, responder) = open_request(&f, b"alice", &m1).unwrap();
         let mut m2 = responder.seal(&Response::NotFound).unwrap();
         m2[40] ^= 1;
-        let (m1c, pending_c) = seal_request(f.keys(), b"alice", &Request::Status).unwrap();
+        let (m1c, pending_c) =
+            seal_request(f.keys(), b"alice", &Request::Status { nonce: vec![] }).unwrap();
         assert!(matches!(
             pending_c.open(&m2),
             Err(ChannelError::Unauthentic)
@@ -304,7 +308,7 @@ mod tests {
     fn sizes_come_in_whole_blocks_and_oversized_payloads_are_refused() {
         let f = fleet();
         let (_, responder) = {
-            let (m1, _) = seal_request(f.keys(), b"a", &Request::Status).unwrap();
+            let (m1, _) = seal_request(f.keys(), b"a", &Request::Status { nonce: vec![] }).unwrap();
             open_request(&f, b"a", &m1).unwrap()
         };
         let small = responder.seal(&Response::Locked).unwrap();

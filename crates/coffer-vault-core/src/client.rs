@@ -17,6 +17,7 @@ use crate::suite::KsfParams;
 use crate::Suite;
 
 pub use crate::authorization::authorize;
+use crate::authorization::{self, Operation};
 pub use crate::transport::open_from_transport as open_k_transport;
 
 /// Bytes of a `CredentialFinalization` (a MAC under SHA-512).
@@ -163,4 +164,11 @@ pub fn finish_login<R: RngCore + CryptoRng>(
         session_key: Zeroizing::new(done.session_key.to_vec()),
         export_key: Zeroizing::new(done.export_key.to_vec()),
     }))
+}
+
+/// Whether a `Status` answer's `proof`, for the `nonce` this client sent, shows that the
+/// record holds the auth key of the K whose `auth_key` this is: the record is this K's, not
+/// one somebody else registered over the account.
+pub fn check_ownership(auth_key: &[u8], account: &[u8], nonce: &[u8], proof: &[u8]) -> bool {
+    authorization::verify(auth_key, account, nonce, Operation::Ownership, &[], proof)
 }

@@ -9,11 +9,14 @@ use crate::suite::KsfParams;
 /// Proof that the caller holds K, for replacing or deleting a live record (spec §3.4):
 /// `HMAC-SHA256(auth key, label || account || challenge || operation || request)`, where the
 /// auth key is derived from K and the challenge is the single-use nonce the vault issued
-/// last ([`Request::Challenge`]). It is never a static value: each one is good for one
-/// request, once.
+/// last ([`Request::Challenge`]), repeated here so that the vault can tell a proof for a
+/// challenge it has since replaced (answered [`Response::Superseded`]) from a wrong one. It is
+/// never a static value: each one is good for one request, once.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Authorization {
+    #[serde(with = "crate::hex")]
+    pub challenge: Vec<u8>,
     #[serde(with = "crate::hex")]
     pub mac: Vec<u8>,
 }
@@ -21,8 +24,13 @@ pub struct Authorization {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub enum Request {
-    /// Whether a record exists, and its guess budget.
-    Status,
+    /// Whether a record exists, and its guess budget. With a `nonce` (32 bytes; empty for
+    /// none), a live record's answer carries a proof that it holds the auth key of a K,
+    /// which a device holding K can check: the record is its own.
+    Status {
+        #[serde(with = "crate::hex")]
+        nonce: Vec<u8>,
+    },
     /// A fresh single-use nonce for the next [`Authorization`] (live records only).
     Challenge,
     /// OPAQUE registration, first message (`RegistrationRequest`). The vault picks a fresh
@@ -52,8 +60,11 @@ pub enum Request {
         #[serde(with = "crate::hex")]
         request: Vec<u8>,
     },
-    /// OPAQUE login, final message (`CredentialFinalization`).
+    /// OPAQUE login, final message (`CredentialFinalization`), for the login the vault
+    /// named in `RecoverStarted`.
     RecoverFinish {
+        #[serde(with = "crate::hex")]
+        login_id: Vec<u8>,
         #[serde(with = "crate::hex")]
         finalization: Vec<u8>,
     },
@@ -82,6 +93,10 @@ pub enum Response {
         locked: bool,
         guesses_left: u16,
         max_guesses: u16,
+        /// `HMAC-SHA256(auth key, … nonce …)` when a nonce was given and the record is live
+        /// (empty otherwise): see [`crate::client::check_ownership`].
+        #[serde(with = "crate::hex")]
+        proof: Vec<u8>,
     },
     Challenge {
         #[serde(with = "crate::hex")]
@@ -97,9 +112,11 @@ pub enum Response {
     Registered {
         max_guesses: u16,
     },
-    /// The OPAQUE `CredentialResponse`, the Argon2id parameters to use, and the guesses
-    /// left after this one.
+    /// The login's id (for its `RecoverFinish`), the OPAQUE `CredentialResponse`, the
+    /// Argon2id parameters to use, and the guesses left after this one.
     RecoverStarted {
+        #[serde(with = "crate::hex")]
+        login_id: Vec<u8>,
         #[serde(with = "crate::hex")]
         response: Vec<u8>,
         ksf: KsfParams,
@@ -119,6 +136,9 @@ pub enum Response {
     /// A live record can only be replaced or deleted with a valid [`Authorization`].
     Unauthorized,
     Deleted,
+    /// Another request on this account replaced what this one relied on (the pending
+    /// login, or the challenge): nothing was decided and nothing changed; retry.
+    Superseded,
     /// The request was malformed or out of turn; no guess was spent by it.
     Rejected {
         reason: String,

@@ -68,9 +68,12 @@ pub struct Live {
     pub ksf: KsfParams,
     pub max_guesses: u16,
     pub guesses_left: u16,
-    /// The `ServerLogin` state of a recovery whose guess is already spent (empty when none).
+    /// The `ServerLogin` state of a recovery whose guess is already spent (empty when none),
+    /// and the id its `RecoverFinish` must name.
     #[serde(with = "crate::hex")]
     pub pending_login: Vec<u8>,
+    #[serde(with = "crate::hex")]
+    pub pending_login_id: Vec<u8>,
     /// The single-use nonce of the next authorization (empty when none is outstanding).
     #[serde(with = "crate::hex")]
     pub challenge: Vec<u8>,

@@ -30,7 +30,7 @@ pub const MAX_K_BLOB: usize = 256;
 pub enum Change {
     None,
     /// Store this record, durably, before sending the response.
-    Put(Record),
+    Put(Box<Record>),
     /// Remove the record, durably, before sending the response.
     Delete,
 }
@@ -58,7 +58,7 @@ fn reject(reason: &str) -> Step {
 fn put(record: Record, response: Response) -> Step {
     Step {
         response,
-        change: Change::Put(record),
+        change: Change::Put(Box::new(record)),
     }
 }
 
@@ -71,7 +71,7 @@ pub fn step<R: RngCore + CryptoRng>(
     rng: &mut R,
 ) -> Result<Step, VaultError> {
     match request {
-        Request::Status => Ok(answer(status(record.as_ref()))),
+        Request::Status { nonce } => Ok(answer(status(account, record.as_ref(), &nonce))),
         Request::Challenge => Ok(challenge(record, rng)),
         Request::RegisterStart {
             request,
@@ -100,25 +100,33 @@ pub fn step<R: RngCore + CryptoRng>(
             ksf,
         )),
         Request::RecoverStart { request } => recover_start(fleet, account, record, &request, rng),
-        Request::RecoverFinish { finalization } => {
-            recover_finish(fleet, account, record, &finalization, rng)
-        }
+        Request::RecoverFinish {
+            login_id,
+            finalization,
+        } => recover_finish(fleet, account, record, &login_id, &finalization, rng),
         Request::Delete { authorization } => Ok(delete(account, record, authorization.as_ref())),
     }
 }
 
-fn status(record: Option<&Record>) -> Response {
+fn status(account: &[u8], record: Option<&Record>, nonce: &[u8]) -> Response {
     match record.map(|r| &r.state) {
         None | Some(State::Empty) => Response::NotFound,
         Some(State::Locked { max_guesses }) => Response::Status {
             locked: true,
             guesses_left: 0,
             max_guesses: *max_guesses,
+            proof: Vec::new(),
         },
         Some(State::Live(live)) => Response::Status {
             locked: false,
             guesses_left: live.guesses_left,
             max_guesses: live.max_guesses,
+            proof: if nonce.len() == AUTH_LEN {
+                authorization::mac(&live.auth_key, account, nonce, Operation::Ownership, &[])
+                    .to_vec()
+            } else {
+                Vec::new()
+            },
         },
     }
 }
@@ -139,25 +147,45 @@ fn challenge<R: RngCore + CryptoRng>(record: Option<Record>, rng: &mut R) -> Ste
     }
 }
 
-/// Spends the live record's challenge on `presented`, if an authorization was presented:
-/// whatever the outcome, that challenge answers no other. Returns whether it was valid and
-/// whether the record changed (a challenge was spent).
+/// What an authorization presented for a live record comes to.
+enum Proof {
+    /// None was presented.
+    Missing,
+    /// It answers a challenge that is not the outstanding one (replaced since, or spent):
+    /// nothing is spent, and the caller is told to retry.
+    Stale,
+    /// It answered the outstanding challenge, which is now spent, rightly or not.
+    Spent { valid: bool },
+}
+
+/// Spends the live record's challenge on `presented`, if it answers that challenge:
+/// whatever the outcome, that challenge answers no other.
 fn spend_challenge(
     live: &mut Live,
     account: &[u8],
     op: Operation,
     request: &[u8],
     presented: Option<&Authorization>,
-) -> (bool, bool) {
+) -> Proof {
     let Some(presented) = presented else {
-        return (false, false);
+        return Proof::Missing;
     };
-    let challenge = std::mem::take(&mut live.challenge);
-    if challenge.is_empty() {
-        return (false, false);
+    if live.challenge.len() != AUTH_LEN
+        || !bool::from(live.challenge.as_slice().ct_eq(&presented.challenge))
+    {
+        return Proof::Stale;
     }
-    let valid = authorization::verify(&live.auth_key, account, &challenge, op, request, presented);
-    (valid, true)
+    let challenge = std::mem::take(&mut live.challenge);
+    Proof::Spent {
+        valid: authorization::verify(
+            &live.auth_key,
+            account,
+            &challenge,
+            op,
+            request,
+            &presented.mac,
+        ),
+    }
 }
 
 fn register_start<R: RngCore + CryptoRng>(
@@ -178,14 +206,11 @@ fn register_start<R: RngCore + CryptoRng>(
     // Replacing a live record (a new password) needs proof of K; a tombstone or no record
     // has nothing left to protect.
     if let State::Live(live) = &mut record.state {
-        let (valid, spent) =
-            spend_challenge(live, account, Operation::Replace, request, authorization);
-        if !valid {
-            return Ok(if spent {
-                put(record, Response::Unauthorized)
-            } else {
-                answer(Response::Unauthorized)
-            });
+        match spend_challenge(live, account, Operation::Replace, request, authorization) {
+            Proof::Spent { valid: true } => {}
+            Proof::Spent { valid: false } => return Ok(put(record, Response::Unauthorized)),
+            Proof::Stale => return Ok(answer(Response::Superseded)),
+            Proof::Missing => return Ok(answer(Response::Unauthorized)),
         }
     }
     let mut registration_id = vec![0u8; REGISTRATION_ID_LEN];
@@ -249,6 +274,7 @@ fn register_finish(
         max_guesses,
         guesses_left: max_guesses,
         pending_login: Vec::new(),
+        pending_login_id: Vec::new(),
         challenge: Vec::new(),
     };
     put(
@@ -272,9 +298,15 @@ fn live_or_answer(record: Option<Record>) -> Result<Record, Response> {
     }
 }
 
+/// Erases the record's secrets. A registration started over the live record goes with
+/// them: delivered later, it would bring the erased record back with a fresh budget.
 fn lock(record: &mut Record, max_guesses: u16) {
     record.state = State::Locked { max_guesses };
+    record.pending_registration.clear();
 }
+
+/// Bytes of a login id.
+const LOGIN_ID_LEN: usize = 16;
 
 fn recover_start<R: RngCore + CryptoRng>(
     fleet: &Fleet,
@@ -318,7 +350,11 @@ fn recover_start<R: RngCore + CryptoRng>(
     // (inside `started.message`) leaves the vault.
     live.guesses_left -= 1;
     live.pending_login = started.state.serialize().to_vec();
+    let mut login_id = vec![0u8; LOGIN_ID_LEN];
+    rng.fill_bytes(&mut login_id);
+    live.pending_login_id = login_id.clone();
     let response = Response::RecoverStarted {
+        login_id,
         response: started.message.serialize().to_vec(),
         ksf: live.ksf,
         guesses_left: live.guesses_left,
@@ -330,6 +366,7 @@ fn recover_finish<R: RngCore + CryptoRng>(
     fleet: &Fleet,
     account: &[u8],
     record: Option<Record>,
+    login_id: &[u8],
     finalization: &[u8],
     rng: &mut R,
 ) -> Result<Step, VaultError> {
@@ -340,9 +377,15 @@ fn recover_finish<R: RngCore + CryptoRng>(
     let State::Live(live) = &mut record.state else {
         return Err(VaultError::Internal("not a live record".into()));
     };
-    if live.pending_login.is_empty() {
-        return Ok(reject("no recovery in progress"));
+    // Only the pending login's own finalization closes it: one for a login another request
+    // has replaced (or closed) changes nothing, and is told so rather than called wrong.
+    if live.pending_login.is_empty()
+        || live.pending_login_id.len() != LOGIN_ID_LEN
+        || !bool::from(live.pending_login_id.as_slice().ct_eq(login_id))
+    {
+        return Ok(answer(Response::Superseded));
     }
+    live.pending_login_id.clear();
     let login = ServerLogin::<Suite>::deserialize(&std::mem::take(&mut live.pending_login))
         .map_err(|_| VaultError::BadRecord)?;
     let context = context(fleet.keys());
@@ -387,8 +430,9 @@ fn delete(account: &[u8], record: Option<Record>, authorization: Option<&Authori
         return gone;
     };
     match spend_challenge(live, account, Operation::Delete, &[], authorization) {
-        (true, _) => gone,
-        (false, true) => put(record, Response::Unauthorized),
-        (false, false) => answer(Response::Unauthorized),
+        Proof::Spent { valid: true } => gone,
+        Proof::Spent { valid: false } => put(record, Response::Unauthorized),
+        Proof::Stale => answer(Response::Superseded),
+        Proof::Missing => answer(Response::Unauthorized),
     }
 }

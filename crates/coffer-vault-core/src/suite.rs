@@ -39,9 +39,10 @@ impl KsfParams {
     /// with parameters the vault sent) enforce: at most 1 GiB, 16 passes and 8 lanes, so that
     /// no registration can make a later recovery hang or exhaust a phone.
     pub fn is_sane(&self) -> bool {
-        (8 * self.p_cost.max(1)..=1024 * 1024).contains(&self.m_cost_kib)
+        // Lanes first: the memory bound is computed from them, and must not overflow.
+        (1..=8).contains(&self.p_cost)
+            && (8 * self.p_cost..=1024 * 1024).contains(&self.m_cost_kib)
             && (1..=16).contains(&self.t_cost)
-            && (1..=8).contains(&self.p_cost)
     }
 
     /// The Argon2id instance for these parameters.
@@ -52,5 +53,54 @@ impl KsfParams {
             argon2::Version::V0x13,
             params,
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounds_hold_for_every_field_and_never_overflow() {
+        assert!(KsfParams::DEFAULT.is_sane());
+        let ok = KsfParams {
+            m_cost_kib: 8,
+            t_cost: 1,
+            p_cost: 1,
+        };
+        assert!(ok.is_sane());
+        for bad in [
+            KsfParams {
+                p_cost: 1 << 29,
+                ..ok
+            },
+            KsfParams {
+                p_cost: u32::MAX,
+                ..ok
+            },
+            KsfParams { p_cost: 0, ..ok },
+            KsfParams {
+                p_cost: 9,
+                m_cost_kib: 1024,
+                ..ok
+            },
+            KsfParams { t_cost: 0, ..ok },
+            KsfParams { t_cost: 17, ..ok },
+            KsfParams {
+                m_cost_kib: 7,
+                ..ok
+            },
+            KsfParams {
+                m_cost_kib: 1024 * 1024 + 1,
+                ..ok
+            },
+            KsfParams {
+                p_cost: 2,
+                m_cost_kib: 15,
+                ..ok
+            },
+        ] {
+            assert!(!bad.is_sane(), "{bad:?}");
+        }
     }
 }

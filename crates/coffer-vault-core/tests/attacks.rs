@@ -73,7 +73,12 @@ fn one_recover_start_then_a_dictionary_through_every_request_finds_nothing() {
             let (state, request) = client::start_registration(&mut OsRng, candidate).unwrap();
             let authorization = match proof {
                 Proof::None => None,
-                Proof::Forged => Some(coffer_vault_core::Authorization { mac: vec![0; 32] }),
+                Proof::Forged => {
+                    challenge(&mut v, ACCOUNT).map(|nonce| coffer_vault_core::Authorization {
+                        challenge: nonce,
+                        mac: vec![0; 32],
+                    })
+                }
                 Proof::OfK => challenge(&mut v, ACCOUNT).map(|nonce| {
                     client::authorize(
                         coffer_vault_core::derive_auth_key(&K).as_ref(),
@@ -102,7 +107,7 @@ fn one_recover_start_then_a_dictionary_through_every_request_finds_nothing() {
             }
         }
         // Everything else the vault accepts, for good measure.
-        v.call(ACCOUNT, &Request::Status);
+        v.call(ACCOUNT, &Request::Status { nonce: vec![] });
         v.call(ACCOUNT, &Request::Challenge);
         v.call(
             ACCOUNT,
@@ -113,6 +118,7 @@ fn one_recover_start_then_a_dictionary_through_every_request_finds_nothing() {
         v.call(
             ACCOUNT,
             &Request::RecoverFinish {
+                login_id: vec![0; 16],
                 finalization: Sha512::digest(candidate).to_vec(),
             },
         );
@@ -204,7 +210,7 @@ fn a_replayed_registration_neither_refills_a_locked_record_nor_restores_a_delete
     assert_eq!(delete(&mut v, ACCOUNT, &K), Response::Deleted);
     replay(&mut v);
     assert_eq!(
-        v.call(ACCOUNT, &Request::Status),
+        v.call(ACCOUNT, &Request::Status { nonce: vec![] }),
         Response::NotFound,
         "a replay restored a deleted record"
     );
@@ -242,7 +248,8 @@ fn replayed_authorizations_are_refused() {
         register(&mut v, ACCOUNT, b"second", &K),
         Response::Registered { .. }
     ));
-    let (message, pending) = channel::seal_request(&keys, ACCOUNT, &Request::Status).unwrap();
+    let (message, pending) =
+        channel::seal_request(&keys, ACCOUNT, &Request::Status { nonce: vec![] }).unwrap();
     let _ = pending
         .open(&v.deliver(ACCOUNT, &message).unwrap())
         .unwrap();
@@ -264,19 +271,25 @@ fn replayed_authorizations_are_refused() {
     let (delete_message, _) =
         channel::seal_request(&keys, ACCOUNT, &Request::Delete { authorization }).unwrap();
     v.deliver(ACCOUNT, &delete_message).unwrap();
-    assert_eq!(v.call(ACCOUNT, &Request::Status), Response::NotFound);
+    assert_eq!(
+        v.call(ACCOUNT, &Request::Status { nonce: vec![] }),
+        Response::NotFound
+    );
     register(&mut v, ACCOUNT, b"third", &K);
     v.deliver(ACCOUNT, &delete_message).unwrap();
     assert!(
         matches!(
-            v.call(ACCOUNT, &Request::Status),
+            v.call(ACCOUNT, &Request::Status { nonce: vec![] }),
             Response::Status { locked: false, .. }
         ),
         "a replayed deletion removed the new record"
     );
     // The challenge is spent by a failed attempt too: one forged MAC per challenge.
     let nonce = challenge(&mut v, ACCOUNT).unwrap();
-    let forged = Some(coffer_vault_core::Authorization { mac: vec![0; 32] });
+    let forged = Some(coffer_vault_core::Authorization {
+        challenge: nonce.clone(),
+        mac: vec![0; 32],
+    });
     assert_eq!(
         v.call(
             ACCOUNT,
@@ -300,7 +313,8 @@ fn replayed_authorizations_are_refused() {
                 authorization: late
             }
         ),
-        Response::Unauthorized
+        Response::Superseded,
+        "a spent challenge answered a second proof"
     );
 }
 
@@ -313,7 +327,12 @@ fn a_replayed_recovery_refunds_no_guess() {
     let (state, request) = client::start_login(&mut OsRng, b"pw").unwrap();
     let (start_message, pending) =
         channel::seal_request(&keys, ACCOUNT, &Request::RecoverStart { request }).unwrap();
-    let Response::RecoverStarted { response, ksf, .. } = pending
+    let Response::RecoverStarted {
+        login_id,
+        response,
+        ksf,
+        ..
+    } = pending
         .open(&v.deliver(ACCOUNT, &start_message).unwrap())
         .unwrap()
     else {
@@ -328,6 +347,7 @@ fn a_replayed_recovery_refunds_no_guess() {
         &keys,
         ACCOUNT,
         &Request::RecoverFinish {
+            login_id,
             finalization: login.finalization,
         },
     )
@@ -354,7 +374,137 @@ fn a_replayed_recovery_refunds_no_guess() {
 fn a_message_relayed_for_another_account_does_not_open() {
     let mut v = MemoryVault::new();
     register(&mut v, b"alice", b"pw", &K);
-    let (message, _) = channel::seal_request(&v.keys(), b"alice", &Request::Status).unwrap();
+    let (message, _) =
+        channel::seal_request(&v.keys(), b"alice", &Request::Status { nonce: vec![] }).unwrap();
     assert!(v.deliver(b"bob", &message).is_err());
     assert!(v.deliver(b"alice", &message).is_ok());
+}
+
+/// A relay that withholds the last message of a password change (the client gives up; the
+/// old password stays), spends the budget until the record is erased, then delivers the
+/// withheld message: the erased record must stay erased.
+#[test]
+fn a_withheld_registration_cannot_revive_a_locked_record() {
+    let mut v = MemoryVault::new();
+    let keys = v.keys();
+    register(&mut v, ACCOUNT, b"old password", &K);
+    let (state, request) = client::start_registration(&mut OsRng, b"new password").unwrap();
+    let nonce = challenge(&mut v, ACCOUNT).unwrap();
+    let authorization = Some(client::authorize(
+        coffer_vault_core::derive_auth_key(&K).as_ref(),
+        ACCOUNT,
+        &nonce,
+        coffer_vault_core::Operation::Replace,
+        &request,
+    ));
+    let Response::RegisterStarted {
+        registration_id,
+        response,
+    } = v.call(
+        ACCOUNT,
+        &Request::RegisterStart {
+            request,
+            authorization,
+        },
+    )
+    else {
+        panic!()
+    };
+    let reg = client::finish_registration(
+        &mut OsRng,
+        state,
+        b"new password",
+        &response,
+        ACCOUNT,
+        &keys,
+        &KSF,
+    )
+    .unwrap();
+    let (withheld, _) = channel::seal_request(
+        &keys,
+        ACCOUNT,
+        &Request::RegisterFinish {
+            registration_id,
+            upload: reg.upload,
+            k_blob: K_BLOB.to_vec(),
+            auth_key: coffer_vault_core::derive_auth_key(&K).to_vec(),
+            ksf: KSF,
+        },
+    )
+    .unwrap();
+    for _ in 0..10 {
+        recover(&mut v, ACCOUNT, b"a guess");
+    }
+    assert!(matches!(
+        v.record(ACCOUNT).unwrap().state,
+        State::Locked { .. }
+    ));
+    v.deliver(ACCOUNT, &withheld).unwrap();
+    assert!(
+        matches!(v.record(ACCOUNT).unwrap().state, State::Locked { .. }),
+        "a withheld registration revived the erased record"
+    );
+}
+
+/// Someone else holding the account starts a login while the owner's is in progress: the
+/// owner's right password must not be reported wrong, and a stray finalization must not
+/// close the owner's login.
+#[test]
+fn a_concurrent_login_never_makes_a_right_password_wrong() {
+    let mut v = MemoryVault::new();
+    let keys = v.keys();
+    register(&mut v, ACCOUNT, b"the password", &K);
+    let (state, request) = client::start_login(&mut OsRng, b"the password").unwrap();
+    let Response::RecoverStarted {
+        login_id,
+        response,
+        ksf,
+        ..
+    } = v.call(ACCOUNT, &Request::RecoverStart { request })
+    else {
+        panic!()
+    };
+    // The intruder's garbage finalization cannot close the owner's login...
+    assert_eq!(
+        v.call(
+            ACCOUNT,
+            &Request::RecoverFinish {
+                login_id: vec![0; 16],
+                finalization: vec![0; 64],
+            },
+        ),
+        Response::Superseded
+    );
+    // ...and its own login start replaces the owner's.
+    let (_, intruder) = client::start_login(&mut OsRng, b"a guess").unwrap();
+    v.call(ACCOUNT, &Request::RecoverStart { request: intruder });
+    let client::LoginOutcome::Finished(login) = client::finish_login(
+        &mut OsRng,
+        state,
+        b"the password",
+        &response,
+        ACCOUNT,
+        &keys,
+        &ksf,
+    )
+    .unwrap() else {
+        panic!()
+    };
+    let answer = v.call(
+        ACCOUNT,
+        &Request::RecoverFinish {
+            login_id,
+            finalization: login.finalization,
+        },
+    );
+    assert_eq!(
+        answer,
+        Response::Superseded,
+        "the right password was reported as {answer:?}"
+    );
+    // The owner simply tries again.
+    assert!(matches!(
+        recover(&mut v, ACCOUNT, b"the password").0,
+        Response::Recovered { .. }
+    ));
 }

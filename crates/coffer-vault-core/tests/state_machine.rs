@@ -87,11 +87,12 @@ fn each_wrong_password_costs_one_guess_and_the_tenth_locks_for_good() {
     ));
     assert_eq!(recover(&mut v, ACCOUNT, b"right").0, Response::Locked);
     assert_eq!(
-        v.call(ACCOUNT, &Request::Status),
+        v.call(ACCOUNT, &Request::Status { nonce: vec![] }),
         Response::Status {
             locked: true,
             guesses_left: 0,
-            max_guesses: 10
+            max_guesses: 10,
+            proof: vec![]
         }
     );
 }
@@ -187,14 +188,17 @@ fn tampered_swapped_foreign_and_old_version_records_are_reported_as_damaged() {
     let mut bad = good.clone();
     bad[100] ^= 1;
     v.stored.insert(ACCOUNT.to_vec(), bad);
-    assert_eq!(v.call(ACCOUNT, &Request::Status), damaged);
+    assert_eq!(v.call(ACCOUNT, &Request::Status { nonce: vec![] }), damaged);
     let mut old = good.clone();
     old[0] = 1;
     v.stored.insert(ACCOUNT.to_vec(), old);
-    assert_eq!(v.call(ACCOUNT, &Request::Status), damaged);
+    assert_eq!(v.call(ACCOUNT, &Request::Status { nonce: vec![] }), damaged);
     // The same record presented as another account's.
     v.stored.insert(b"+15550002".to_vec(), good.clone());
-    assert_eq!(v.call(b"+15550002", &Request::Status), damaged);
+    assert_eq!(
+        v.call(b"+15550002", &Request::Status { nonce: vec![] }),
+        damaged
+    );
     // Under another fleet's key.
     let other = Fleet::generate(&mut OsRng, 10).unwrap();
     assert!(Record::open(&good, &other, ACCOUNT).is_err());
@@ -275,7 +279,10 @@ fn a_live_record_cannot_be_replaced_or_deleted_without_proof_of_k() {
         Response::Recovered { .. }
     ));
     assert_eq!(delete(&mut v, ACCOUNT, &K), Response::Deleted);
-    assert_eq!(v.call(ACCOUNT, &Request::Status), Response::NotFound);
+    assert_eq!(
+        v.call(ACCOUNT, &Request::Status { nonce: vec![] }),
+        Response::NotFound
+    );
 }
 
 #[test]
@@ -370,11 +377,16 @@ fn malformed_requests_are_rejected_without_spending_a_guess() {
             authorization: None,
         },
         Request::RecoverFinish {
+            login_id: vec![0; 16],
             finalization: vec![0; 10],
         },
     ] {
+        // (A finalization for no pending login is answered "superseded": nothing changes.)
         assert!(
-            matches!(v.call(ACCOUNT, &req), Response::Rejected { .. }),
+            matches!(
+                v.call(ACCOUNT, &req),
+                Response::Rejected { .. } | Response::Superseded
+            ),
             "{req:?}"
         );
     }
@@ -395,11 +407,17 @@ fn malformed_requests_are_rejected_without_spending_a_guess() {
         t_cost: u32::MAX,
         ..KSF
     };
+    // 8 × 2^29 lanes overflows a u32: the bound must be checked without computing it.
+    let overflowing = KsfParams {
+        p_cost: 1 << 29,
+        ..KSF
+    };
     for req in [
         finish(vec![0; 100_000], vec![0; 32], KSF),
         finish(vec![0; 10], vec![0; 31], KSF),
         finish(vec![0; 10], vec![0; 32], weak),
         finish(vec![0; 10], vec![0; 32], huge),
+        finish(vec![0; 10], vec![0; 32], overflowing),
     ] {
         // 100 000 bytes do not even fit the channel; the rest is rejected inside.
         let (message, pending) = match channel::seal_request(v.fleet.keys(), ACCOUNT, &req) {

@@ -29,7 +29,19 @@ const MAX_ACCOUNT: usize = 256;
 
 struct NodeState {
     node: Mutex<VaultNode>,
+    /// What `GET /v1/fleet` answers: fixed for the node's life, so kept outside the lock.
+    fleet: Value,
     token: Vec<u8>,
+}
+
+/// The node, even after a request panicked while holding it: its SQLite transaction was
+/// rolled back as the panic unwound, and nothing else in it can be left half-changed. One
+/// account's bad request must not take the node away from every other account.
+fn node(state: &NodeState) -> std::sync::MutexGuard<'_, VaultNode> {
+    state
+        .node
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn check_token(state: &NodeState, presented: &BearerToken) -> Result<(), ApiError> {
@@ -64,15 +76,10 @@ async fn vault_call(
     let account = decode_account(&account)
         .ok_or_else(|| ApiError::bad_request("the account id must be 1 to 256 bytes in hex"))?;
     let worker = state.clone();
-    let result = tokio::task::spawn_blocking(move || {
-        let mut node = worker
-            .node
-            .lock()
-            .map_err(|_| NodeError::Config("node lock poisoned".into()))?;
-        node.process(&account, &envelope.message)
-    })
-    .await
-    .map_err(|_| ApiError::internal("the request handler failed"))?;
+    let result =
+        tokio::task::spawn_blocking(move || node(&worker).process(&account, &envelope.message))
+            .await
+            .map_err(|_| ApiError::internal("the request handler failed"))?;
     match result {
         Ok(message) => Ok(Json(Envelope { message })),
         Err(NodeError::Channel(e)) => Err(ApiError::bad_request(e.to_string())),
@@ -90,17 +97,7 @@ async fn fleet_info(
     token: BearerToken,
 ) -> Result<Json<Value>, ApiError> {
     check_token(&state, &token)?;
-    let node = state
-        .node
-        .lock()
-        .map_err(|_| ApiError::internal("node lock poisoned"))?;
-    let keys = node.fleet().keys();
-    Ok(Json(json!({
-        "fingerprint": keys.fingerprint(),
-        "channel_key": hex(&keys.channel),
-        "opaque_key": hex(&keys.opaque),
-        "max_guesses": node.fleet().max_guesses(),
-    })))
+    Ok(Json(state.fleet.clone()))
 }
 
 fn router(state: Arc<NodeState>) -> Router {
@@ -114,7 +111,7 @@ fn router(state: Arc<NodeState>) -> Router {
 
 /// The shell's limits for a node: its clients are a few front-ends, each of which may keep
 /// many connections open, so the per-address cap is the global one.
-fn limits() -> coffer_https::Limits {
+pub fn limits() -> coffer_https::Limits {
     let defaults = coffer_https::Limits::default();
     coffer_https::Limits {
         max_body: MAX_BODY,
@@ -128,6 +125,18 @@ fn limits() -> coffer_https::Limits {
 pub async fn serve(
     dir: &Path,
     listen: SocketAddr,
+    shutdown: impl Future<Output = ()> + Send,
+    ready: impl FnOnce(SocketAddr) + Send,
+) -> Result<(), NodeError> {
+    serve_with(dir, listen, limits(), shutdown, ready).await
+}
+
+/// [`serve`] with other connection limits: a node behind one front-end in the same process
+/// (`coffer serve`) needs only a few connections, and must leave the descriptors to it.
+pub async fn serve_with(
+    dir: &Path,
+    listen: SocketAddr,
+    limits: coffer_https::Limits,
     shutdown: impl Future<Output = ()> + Send,
     ready: impl FnOnce(SocketAddr) + Send,
 ) -> Result<(), NodeError> {
@@ -149,11 +158,19 @@ pub async fn serve(
         )));
     }
     let tls = coffer_tls::server_config(&identity).map_err(|e| NodeError::Config(e.to_string()))?;
+    let keys = node.fleet().keys();
+    let fleet = json!({
+        "fingerprint": keys.fingerprint(),
+        "channel_key": hex(&keys.channel),
+        "opaque_key": hex(&keys.opaque),
+        "max_guesses": node.fleet().max_guesses(),
+    });
     let state = Arc::new(NodeState {
         node: Mutex::new(node),
+        fleet,
         token,
     });
-    Ok(coffer_https::serve(listen, tls, router(state), limits(), shutdown, ready).await?)
+    Ok(coffer_https::serve(listen, tls, router(state), limits, shutdown, ready).await?)
 }
 
 /// A node serving in the background.
@@ -162,17 +179,18 @@ pub struct Running {
     pub task: tokio::task::JoinHandle<Result<(), NodeError>>,
 }
 
-/// Starts serving the node in `dir` on `listen` in a background task until `shutdown`;
-/// returns once it accepts connections.
+/// Starts serving the node in `dir` on `listen` with `limits` in a background task until
+/// `shutdown`; returns once it accepts connections.
 pub async fn spawn(
     dir: &Path,
     listen: SocketAddr,
+    limits: coffer_https::Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<Running, NodeError> {
     let (tx, rx) = tokio::sync::oneshot::channel();
     let dir = dir.to_path_buf();
     let task = tokio::spawn(async move {
-        serve(&dir, listen, shutdown, move |a| {
+        serve_with(&dir, listen, limits, shutdown, move |a| {
             let _ = tx.send(a);
         })
         .await

@@ -110,11 +110,12 @@ fn spent_guesses_survive_a_restart() {
     drop(node);
     let mut node = VaultNode::open(d.path()).unwrap();
     assert_eq!(
-        call(&mut node, b"alice", &Request::Status),
+        call(&mut node, b"alice", &Request::Status { nonce: vec![] }),
         Response::Status {
             locked: false,
             guesses_left: 7,
-            max_guesses: 10
+            max_guesses: 10,
+            proof: vec![]
         }
     );
 }
@@ -150,11 +151,12 @@ fn two_hundred_concurrent_attempts_get_exactly_the_budget_of_oprf_answers() {
     assert_eq!(refused.load(Ordering::SeqCst), 190);
     let mut node = VaultNode::open(d.path()).unwrap();
     assert_eq!(
-        call(&mut node, b"bob", &Request::Status),
+        call(&mut node, b"bob", &Request::Status { nonce: vec![] }),
         Response::Status {
             locked: true,
             guesses_left: 0,
-            max_guesses: 10
+            max_guesses: 10,
+            proof: vec![]
         }
     );
 }
@@ -171,11 +173,12 @@ fn a_locked_record_stays_locked_after_a_restart() {
     drop(node);
     let mut node = VaultNode::open(d.path()).unwrap();
     assert_eq!(
-        call(&mut node, b"carol", &Request::Status),
+        call(&mut node, b"carol", &Request::Status { nonce: vec![] }),
         Response::Status {
             locked: true,
             guesses_left: 0,
-            max_guesses: 10
+            max_guesses: 10,
+            proof: vec![]
         }
     );
     assert_eq!(start_login(&mut node, b"carol"), Response::Locked);
@@ -200,7 +203,36 @@ fn a_message_that_does_not_open_is_refused_and_changes_nothing() {
         Err(coffer_vault_node::NodeError::Channel(_))
     ));
     assert!(matches!(
-        call(&mut node, b"erin", &Request::Status),
+        call(&mut node, b"erin", &Request::Status { nonce: vec![] }),
+        Response::Status {
+            guesses_left: 10,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn a_commit_that_fails_is_answered_unavailable_and_spends_nothing() {
+    let d = tempfile::tempdir().unwrap();
+    init(d.path(), 10, &["localhost".into()]).unwrap();
+    let mut node = VaultNode::open(d.path()).unwrap();
+    register(&mut node, b"frank", b"pw");
+    // The disk refuses every write from here on (a trigger standing in for a full disk).
+    let db = rusqlite::Connection::open(d.path().join("records.sqlite")).unwrap();
+    db.execute_batch(
+        "CREATE TRIGGER full_disk BEFORE UPDATE ON records BEGIN SELECT RAISE(ABORT, 'disk full'); END;",
+    )
+    .unwrap();
+    assert_eq!(
+        start_login(&mut node, b"frank"),
+        Response::Failed {
+            failure: coffer_vault_core::Failure::Unavailable
+        },
+        "an OPRF evaluation left with no guess committed"
+    );
+    db.execute_batch("DROP TRIGGER full_disk;").unwrap();
+    assert!(matches!(
+        call(&mut node, b"frank", &Request::Status { nonce: vec![] }),
         Response::Status {
             guesses_left: 10,
             ..

@@ -25,19 +25,23 @@ pub async fn status(out: &Output, profile: &Profile) -> Result<()> {
     };
     let count = stored.as_ref().and_then(|r| r.as_ref().ok().copied());
     let vault = if enabled && config.mode == Some(Mode::Password) {
-        Some(crate::password_cmds::vault_status(profile).await)
+        Some(crate::password_cmds::vault_status(profile, &profile.load_key()?).await)
     } else {
         None
     };
     let vault_json = match &vault {
-        Some(Ok(VaultStatus::Live {
-            guesses_left,
-            max_guesses,
-        })) => json!({"locked": false, "guesses_left": guesses_left, "max_guesses": max_guesses}),
-        Some(Ok(VaultStatus::Locked { max_guesses })) => {
+        Some(Ok((
+            VaultStatus::Live {
+                guesses_left,
+                max_guesses,
+            },
+            holds,
+        ))) => json!({"locked": false, "guesses_left": guesses_left, "max_guesses": max_guesses,
+                      "holds_this_key": holds}),
+        Some(Ok((VaultStatus::Locked { max_guesses }, _))) => {
             json!({"locked": true, "guesses_left": 0, "max_guesses": max_guesses})
         }
-        Some(Ok(VaultStatus::Missing)) => json!({"missing": true}),
+        Some(Ok((VaultStatus::Missing, _))) => json!({"missing": true}),
         _ => serde_json::Value::Null,
     };
     out.json(json!({
@@ -58,14 +62,26 @@ pub async fn status(out: &Output, profile: &Profile) -> Result<()> {
     }
     if let Some(vault) = &vault {
         let text = match vault {
-            Ok(VaultStatus::Live {
-                guesses_left,
-                max_guesses,
-            }) => format!("{guesses_left} of {max_guesses} password guesses left"),
-            Ok(VaultStatus::Locked { .. }) => {
+            Ok((
+                VaultStatus::Live {
+                    guesses_left,
+                    max_guesses,
+                },
+                Some(false),
+            )) => format!(
+                "WARNING: the vault's record for this account ({guesses_left} of {max_guesses} guesses left) does not hold this device's key: someone who took over the account may have registered over it. This device's key still reads its backups, but the vault cannot give it back: keep a copy of the key file"
+            ),
+            Ok((
+                VaultStatus::Live {
+                    guesses_left,
+                    max_guesses,
+                },
+                _,
+            )) => format!("{guesses_left} of {max_guesses} password guesses left; the record holds this device's key"),
+            Ok((VaultStatus::Locked { .. }, _)) => {
                 "LOCKED: too many wrong passwords, the vault erased the key".to_string()
             }
-            Ok(VaultStatus::Missing) => {
+            Ok((VaultStatus::Missing, _)) => {
                 "the vault holds no key for this account (deleted?)".to_string()
             }
             Err(e) => format!("unknown ({e})"),

@@ -86,6 +86,11 @@ pub enum Tamper {
     DropAnswer,
     /// Answers itself, as a vault of its own, without forwarding anything.
     Substitute,
+    /// Keeps the message, forwards nothing, and tells the client the vault never answered;
+    /// [`HostileRelay::deliver_withheld`] sends it later.
+    Withhold,
+    /// Sends a request of its own just before forwarding this message.
+    Interleave(Request),
 }
 
 /// One message the relay carried, and the vault's answer to it.
@@ -102,6 +107,9 @@ pub struct HostileRelay {
     pub log: Mutex<Vec<Exchange>>,
     /// The relay's own vault, for substitutions.
     own_vault: Fleet,
+    /// The real fleet's public keys (public: anyone may write to the fleet).
+    keys: FleetKeys,
+    withheld: Mutex<Vec<Vec<u8>>>,
 }
 
 impl HostileRelay {
@@ -112,6 +120,16 @@ impl HostileRelay {
             plan: Mutex::new(Vec::new()),
             log: Mutex::new(Vec::new()),
             own_vault: Fleet::generate(&mut OsRng, 10).unwrap(),
+            keys: node.keys.clone(),
+            withheld: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Delivers, in order, the messages it withheld.
+    pub async fn deliver_withheld(&self) {
+        let withheld = std::mem::take(&mut *self.withheld.lock().unwrap());
+        for message in withheld {
+            let _ = self.to_vault.call(message).await;
         }
     }
 
@@ -184,6 +202,13 @@ impl VaultTransport for &HostileRelay {
             });
             return Ok(self.forged_answer());
         }
+        if let Tamper::Withhold = tamper {
+            self.withheld.lock().unwrap().push(message);
+            return Err(ClientError::Unreachable("the relay withheld it".into()));
+        }
+        if let Tamper::Interleave(own) = &tamper {
+            let _ = self.own(&self.keys, own.clone()).await;
+        }
         if let Tamper::AlterRequest(i) = tamper {
             let i = i % message.len();
             message[i] ^= 1;
@@ -245,7 +270,16 @@ where
     for candidate in candidates {
         let (state, request) =
             client::start_registration(&mut OsRng, candidate.as_bytes()).unwrap();
-        let forged = Some(coffer_vault_core::Authorization { mac: vec![0; 32] });
+        // A forged proof answering the real outstanding challenge (so that it is judged,
+        // not refused as stale), and none at all.
+        let nonce = match send(Request::Challenge).await {
+            Ok(Response::Challenge { nonce }) => nonce,
+            _ => vec![0; 32],
+        };
+        let forged = Some(coffer_vault_core::Authorization {
+            challenge: nonce,
+            mac: vec![0; 32],
+        });
         for authorization in [None, forged] {
             let (state, request) = (state.clone(), request.clone());
             if let Ok(Response::RegisterStarted { response: reg, .. }) =
@@ -272,12 +306,13 @@ where
             }
         }
         for other in [
-            Request::Status,
+            Request::Status { nonce: vec![1; 32] },
             Request::Challenge,
             Request::Delete {
                 authorization: None,
             },
             Request::RecoverFinish {
+                login_id: vec![0; 16],
                 finalization: vec![7; 64],
             },
             Request::RegisterFinish {

@@ -65,6 +65,10 @@ pub struct Enabled {
     pub max_guesses: u16,
 }
 
+/// How often a proof of K is retried when another request on the account took its
+/// challenge first.
+const CHALLENGE_TRIES: usize = 3;
+
 /// Why a registration is made; only the refusal's wording depends on it, since the vault
 /// decides by the proof of K alone.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,6 +92,7 @@ fn unexpected(response: Response) -> ClientError {
             "the vault refused: replacing or deleting this record needs the backup key; run `coffer change-password` or `coffer disable` on a device that holds it"
                 .into(),
         ),
+        Response::Superseded => ClientError::Superseded,
         Response::Rejected { reason } => {
             ClientError::Internal(format!("the vault rejected a request: {reason}"))
         }
@@ -137,7 +142,7 @@ impl<T: VaultTransport> PasswordVault<T> {
     }
 
     pub async fn status(&self) -> Result<VaultStatus, ClientError> {
-        match self.call(&Request::Status).await? {
+        match self.call(&Request::Status { nonce: Vec::new() }).await? {
             Response::NotFound => Ok(VaultStatus::Missing),
             Response::Status {
                 locked: true,
@@ -152,6 +157,32 @@ impl<T: VaultTransport> PasswordVault<T> {
                 guesses_left,
                 max_guesses,
             }),
+            other => Err(unexpected(other)),
+        }
+    }
+
+    /// Whether the account's live record is the one `k` made (not one somebody who took over
+    /// the account registered over it); `None` when there is no live record.
+    pub async fn holds_key(&self, k: &BackupKey) -> Result<Option<bool>, ClientError> {
+        let mut nonce = vec![0u8; 32];
+        coffer_format::key::fill_random(&mut nonce)?;
+        match self
+            .call(&Request::Status {
+                nonce: nonce.clone(),
+            })
+            .await?
+        {
+            Response::Status {
+                locked: false,
+                proof,
+                ..
+            } => Ok(Some(client::check_ownership(
+                derive_auth_key(k.as_bytes()).as_ref(),
+                self.account(),
+                &nonce,
+                &proof,
+            ))),
+            Response::Status { .. } | Response::NotFound => Ok(None),
             other => Err(unexpected(other)),
         }
     }
@@ -193,8 +224,13 @@ impl<T: VaultTransport> PasswordVault<T> {
         policy::check_any(password)?;
         let pw = password.as_bytes();
         let (state, request) = client::start_login(&mut OsRng, pw).map_err(step_error)?;
-        let (response, ksf) = match self.call(&Request::RecoverStart { request }).await? {
-            Response::RecoverStarted { response, ksf, .. } => (response, ksf),
+        let (login_id, response, ksf) = match self.call(&Request::RecoverStart { request }).await? {
+            Response::RecoverStarted {
+                login_id,
+                response,
+                ksf,
+                ..
+            } => (login_id, response, ksf),
             other => return Err(unexpected(other)),
         };
         let outcome = client::finish_login(
@@ -214,7 +250,11 @@ impl<T: VaultTransport> PasswordVault<T> {
             LoginOutcome::WrongPassword => (LoginOutcome::dummy_finalization(), None),
         };
         match (
-            self.call(&Request::RecoverFinish { finalization }).await?,
+            self.call(&Request::RecoverFinish {
+                login_id,
+                finalization,
+            })
+            .await?,
             login,
         ) {
             (Response::Recovered { sealed_k_blob }, Some(login)) => {
@@ -237,23 +277,28 @@ impl<T: VaultTransport> PasswordVault<T> {
 
     /// Removes the record, proving K. A record already gone is fine.
     pub async fn delete(&self, k: &BackupKey) -> Result<(), ClientError> {
-        let authorization = match self.call(&Request::Challenge).await? {
-            Response::Challenge { nonce } => Some(client::authorize(
-                derive_auth_key(k.as_bytes()).as_ref(),
-                self.account(),
-                &nonce,
-                Operation::Delete,
-                &[],
-            )),
-            // A tombstone needs no proof; no record needs no deletion.
-            Response::Locked => None,
-            Response::NotFound => return Ok(()),
-            other => return Err(unexpected(other)),
-        };
-        match self.call(&Request::Delete { authorization }).await? {
-            Response::Deleted | Response::NotFound => Ok(()),
-            other => Err(unexpected(other)),
+        for _ in 0..CHALLENGE_TRIES {
+            let authorization = match self.call(&Request::Challenge).await? {
+                Response::Challenge { nonce } => Some(client::authorize(
+                    derive_auth_key(k.as_bytes()).as_ref(),
+                    self.account(),
+                    &nonce,
+                    Operation::Delete,
+                    &[],
+                )),
+                // A tombstone needs no proof; no record needs no deletion.
+                Response::Locked => None,
+                Response::NotFound => return Ok(()),
+                other => return Err(unexpected(other)),
+            };
+            match self.call(&Request::Delete { authorization }).await? {
+                Response::Deleted | Response::NotFound => return Ok(()),
+                // Another request took the challenge meanwhile: a new one.
+                Response::Superseded => continue,
+                other => return Err(unexpected(other)),
+            }
         }
+        Err(ClientError::Superseded)
     }
 
     /// A registration; over a live record, with proof of K.
@@ -271,38 +316,48 @@ impl<T: VaultTransport> PasswordVault<T> {
         }
         let pw = password.as_bytes();
         let auth_key = derive_auth_key(k.as_bytes());
-        let (state, request) = client::start_registration(&mut OsRng, pw).map_err(step_error)?;
-        // Proof of K for a live record; a locked or missing one needs none.
-        let authorization = match self.call(&Request::Challenge).await? {
-            Response::Challenge { nonce } => Some(client::authorize(
-                auth_key.as_ref(),
-                self.account(),
-                &nonce,
-                Operation::Replace,
-                &request,
-            )),
-            Response::Locked | Response::NotFound => None,
-            other => return Err(unexpected(other)),
-        };
-        let (registration_id, response) = match self
-            .call(&Request::RegisterStart {
-                request,
-                authorization,
-            })
-            .await?
-        {
-            Response::RegisterStarted {
-                registration_id,
-                response,
-            } => (registration_id, response),
-            Response::Unauthorized if purpose == Purpose::Enable => {
-                return Err(ClientError::Usage(
-                    "the vault already holds a backup key for this account; recover it with `coffer restore` on this device, or change the password on a device that holds the key"
-                        .into(),
-                ))
+        let mut started = None;
+        for _ in 0..CHALLENGE_TRIES {
+            let (state, request) =
+                client::start_registration(&mut OsRng, pw).map_err(step_error)?;
+            // Proof of K for a live record; a locked or missing one needs none.
+            let authorization = match self.call(&Request::Challenge).await? {
+                Response::Challenge { nonce } => Some(client::authorize(
+                    auth_key.as_ref(),
+                    self.account(),
+                    &nonce,
+                    Operation::Replace,
+                    &request,
+                )),
+                Response::Locked | Response::NotFound => None,
+                other => return Err(unexpected(other)),
+            };
+            match self
+                .call(&Request::RegisterStart {
+                    request,
+                    authorization,
+                })
+                .await?
+            {
+                Response::RegisterStarted {
+                    registration_id,
+                    response,
+                } => {
+                    started = Some((state, registration_id, response));
+                    break;
+                }
+                // Another request took the challenge meanwhile: a new one.
+                Response::Superseded => continue,
+                Response::Unauthorized if purpose == Purpose::Enable => {
+                    return Err(ClientError::Usage(
+                        "the vault holds a record for this account that this device's key does not open: either password mode is on for this account on another device (recover the key with `coffer restore`), or someone who took over the account registered one (then wrong passwords will erase it)"
+                            .into(),
+                    ))
+                }
+                other => return Err(unexpected(other)),
             }
-            other => return Err(unexpected(other)),
-        };
+        }
+        let (state, registration_id, response) = started.ok_or(ClientError::Superseded)?;
         let registration = client::finish_registration(
             &mut OsRng,
             state,
@@ -314,7 +369,7 @@ impl<T: VaultTransport> PasswordVault<T> {
         )
         .map_err(step_error)?;
         let k_blob = seal_k(&registration.export_key, k)?;
-        match self
+        let finished = self
             .call(&Request::RegisterFinish {
                 registration_id,
                 upload: registration.upload,
@@ -322,10 +377,16 @@ impl<T: VaultTransport> PasswordVault<T> {
                 auth_key: auth_key.to_vec(),
                 ksf,
             })
-            .await?
-        {
-            Response::Registered { max_guesses } => Ok(max_guesses),
-            other => Err(unexpected(other)),
+            .await;
+        match finished {
+            Ok(Response::Registered { max_guesses }) => Ok(max_guesses),
+            Ok(other) => Err(unexpected(other)),
+            // The vault may have committed it: only running the command again settles it
+            // (its new registration voids this one if it did not land).
+            Err(ClientError::Unreachable(e)) => Err(ClientError::Unreachable(format!(
+                "{e}; the new password may or may not be in force: run the command again"
+            ))),
+            Err(e) => Err(e),
         }
     }
 

@@ -30,6 +30,11 @@ fn live(name: &str, k_blob_len: usize, guesses_left: u16, pending: bool) -> Reco
             } else {
                 Vec::new()
             },
+            pending_login_id: if pending {
+                bytes("pending login id", 16)
+            } else {
+                Vec::new()
+            },
             challenge: if pending {
                 bytes("challenge", 32)
             } else {

@@ -76,7 +76,7 @@ impl MemoryVault {
     }
 
     pub fn guesses_left(&mut self, account: &[u8]) -> Option<u16> {
-        match self.call(account, &Request::Status) {
+        match self.call(account, &Request::Status { nonce: vec![] }) {
             Response::Status { guesses_left, .. } => Some(guesses_left),
             _ => None,
         }
@@ -139,7 +139,13 @@ pub fn register(v: &mut MemoryVault, account: &[u8], password: &[u8], k: &[u8; 3
 pub fn recover(v: &mut MemoryVault, account: &[u8], password: &[u8]) -> (Response, Option<Login>) {
     let (state, request) = client::start_login(&mut OsRng, password).unwrap();
     let first = v.call(account, &Request::RecoverStart { request });
-    let Response::RecoverStarted { response, ksf, .. } = first else {
+    let Response::RecoverStarted {
+        login_id,
+        response,
+        ksf,
+        ..
+    } = first
+    else {
         return (first, None);
     };
     let keys = v.keys();
@@ -150,6 +156,7 @@ pub fn recover(v: &mut MemoryVault, account: &[u8], password: &[u8]) -> (Respons
             v.call(
                 account,
                 &Request::RecoverFinish {
+                    login_id,
                     finalization: login.finalization.clone(),
                 },
             ),
@@ -159,6 +166,7 @@ pub fn recover(v: &mut MemoryVault, account: &[u8], password: &[u8]) -> (Respons
             v.call(
                 account,
                 &Request::RecoverFinish {
+                    login_id,
                     finalization: LoginOutcome::dummy_finalization(),
                 },
             ),

@@ -84,7 +84,7 @@ const KSF: KsfParams = KsfParams {
 
 fn put(change: Change) -> Record {
     match change {
-        Change::Put(record) => record,
+        Change::Put(record) => *record,
         other => panic!("expected a record to store, got {other:?}"),
     }
 }
@@ -171,7 +171,10 @@ fn opaque_is_bound_to_the_vectors_credential_identifier_and_context() {
     )
     .expect("step");
     let record = put(started.change);
-    let Response::RecoverStarted { response, .. } = started.response else {
+    let Response::RecoverStarted {
+        login_id, response, ..
+    } = started.response
+    else {
         panic!("RecoverStart answered {:?}", started.response);
     };
     let direct = |context: &[u8], credential_id: &[u8]| {
@@ -229,6 +232,7 @@ fn opaque_is_bound_to_the_vectors_credential_identifier_and_context() {
         &account,
         Some(record),
         Request::RecoverFinish {
+            login_id,
             finalization: login.finalization,
         },
         &mut Scripted::new(&nonce),

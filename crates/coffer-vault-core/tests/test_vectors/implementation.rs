@@ -266,11 +266,14 @@ fn authorization(v: &Vector) -> Outcome {
             max_guesses: 10,
             guesses_left: 10,
             pending_login: Vec::new(),
-            challenge,
+            pending_login_id: Vec::new(),
+            challenge: challenge.clone(),
         }),
         pending_registration: Vec::new(),
     };
+    // The proof names the challenge it answers: the record's own.
     let authorization = Some(Authorization {
+        challenge,
         mac: v.bytes("presented"),
     });
     let (message, allowed) = match op {
@@ -285,6 +288,7 @@ fn authorization(v: &Vector) -> Outcome {
             },
             "RegisterStarted",
         ),
+        Operation::Ownership => return Ok(()),
     };
     let fleet = fleet_with(None, None);
     let got = step(&fleet, &account, Some(record), message, &mut OsRng)
@@ -292,7 +296,8 @@ fn authorization(v: &Vector) -> Outcome {
         .response;
     let verdict = match &got {
         Response::Deleted | Response::RegisterStarted { .. } => "valid",
-        Response::Unauthorized => "invalid",
+        // No challenge outstanding: the proof answers none, and is refused as stale.
+        Response::Unauthorized | Response::Superseded => "invalid",
         other => return Err(format!("the vault answered {other:?}")),
     };
     ensure(verdict == v.expect(), || {

@@ -104,7 +104,7 @@ fn status_request_message() -> Vec<u8> {
     sealed_request(
         &channel_secret_a(),
         ACCOUNT,
-        &Request::Status,
+        &Request::Status { nonce: vec![] },
         &ephemeral("channel_request_status"),
     )
 }

@@ -143,16 +143,17 @@ pub fn request_vectors() -> Vec<Vector> {
     };
     let delete = Request::Delete {
         authorization: Some(Authorization {
+            challenge: pseudo_random("a challenge", 32),
             mac: pseudo_random("an authorization MAC", 32),
         }),
     };
-    let status_json = json(&Request::Status);
+    let status_json = json(&Request::Status { nonce: vec![] });
     let mut v = vec![
         good_request(
             "channel_request_status",
             "a Status request: the smallest message, one 1024-byte block",
             ACCOUNT,
-            &Request::Status,
+            &Request::Status { nonce: vec![] },
         ),
         good_request(
             "channel_request_recover_start",
@@ -188,7 +189,7 @@ pub fn request_vectors() -> Vec<Vector> {
             "channel_request_long_account",
             "a 256-byte account id (the longest a vault node takes): the prologue's length prefix is 0x0100",
             &long_account(),
-            &Request::Status,
+            &Request::Status { nonce: vec![] },
         ),
     ];
     // Anyone can write message 1 (the initiator is anonymous), even with a low-order
@@ -205,7 +206,7 @@ pub fn request_vectors() -> Vec<Vector> {
             fleet_secret: channel_secret_a(),
             account: ACCOUNT,
             ephemeral: None,
-            request: Some(&Request::Status),
+            request: Some(&Request::Status { nonce: vec![] }),
             payload: Some(wire::pad(&status_json)),
             message: noise::write_request_with(
                 &public,
@@ -271,7 +272,7 @@ pub fn request_vectors() -> Vec<Vector> {
         sealed_request(
             &channel_secret_b(),
             ACCOUNT,
-            &Request::Status,
+            &Request::Status { nonce: vec![] },
             &ephemeral("channel_request_other_fleet"),
         ),
     ));

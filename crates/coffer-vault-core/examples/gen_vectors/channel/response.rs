@@ -53,7 +53,7 @@ impl Response2<'_> {
             )
             .text(
                 "request",
-                String::from_utf8(json(&Request::Status)).expect("UTF-8"),
+                String::from_utf8(json(&Request::Status { nonce: vec![] })).expect("UTF-8"),
             )
             .hex("request message", &status_request_message());
         if let Some(e) = self.responder_ephemeral {
@@ -197,7 +197,7 @@ pub fn response_vectors() -> Vec<Vector> {
         response_to(
             &channel_secret_a(),
             ACCOUNT,
-            &Request::Status,
+            &Request::Status { nonce: vec![] },
             &ephemeral("another status request"),
             "channel_response_to_another_ephemeral",
         ),
@@ -224,7 +224,7 @@ pub fn response_vectors() -> Vec<Vector> {
         response_to(
             &channel_secret_b(),
             ACCOUNT,
-            &Request::Status,
+            &Request::Status { nonce: vec![] },
             &e1,
             "channel_response_from_other_fleet",
         ),
@@ -237,7 +237,7 @@ pub fn response_vectors() -> Vec<Vector> {
         response_to(
             &channel_secret_a(),
             OTHER_ACCOUNT,
-            &Request::Status,
+            &Request::Status { nonce: vec![] },
             &e1,
             "channel_response_for_other_account",
         ),

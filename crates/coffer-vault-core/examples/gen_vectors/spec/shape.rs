@@ -13,7 +13,7 @@ type Variant = (
 );
 
 const REQUESTS: &[Variant] = &[
-    ("Status", None),
+    ("Status", Some((&["nonce"], &[]))),
     ("Challenge", None),
     ("RegisterStart", Some((&["request"], &["authorization"]))),
     (
@@ -24,14 +24,14 @@ const REQUESTS: &[Variant] = &[
         )),
     ),
     ("RecoverStart", Some((&["request"], &[]))),
-    ("RecoverFinish", Some((&["finalization"], &[]))),
+    ("RecoverFinish", Some((&["login_id", "finalization"], &[]))),
     ("Delete", Some((&[], &["authorization"]))),
 ];
 
 const RESPONSES: &[Variant] = &[
     (
         "Status",
-        Some((&["locked", "guesses_left", "max_guesses"], &[])),
+        Some((&["locked", "guesses_left", "max_guesses", "proof"], &[])),
     ),
     ("Challenge", Some((&["nonce"], &[]))),
     (
@@ -41,7 +41,7 @@ const RESPONSES: &[Variant] = &[
     ("Registered", Some((&["max_guesses"], &[]))),
     (
         "RecoverStarted",
-        Some((&["response", "ksf", "guesses_left"], &[])),
+        Some((&["login_id", "response", "ksf", "guesses_left"], &[])),
     ),
     ("Recovered", Some((&["sealed_k_blob"], &[]))),
     ("WrongPassword", Some((&["guesses_left"], &[]))),
@@ -49,6 +49,7 @@ const RESPONSES: &[Variant] = &[
     ("NotFound", None),
     ("Unauthorized", None),
     ("Deleted", None),
+    ("Superseded", None),
     ("Rejected", Some((&["reason"], &[]))),
     ("Failed", Some((&["failure"], &[]))),
 ];
@@ -67,6 +68,7 @@ const RECORD_STATES: &[Variant] = &[
                 "max_guesses",
                 "guesses_left",
                 "pending_login",
+                "pending_login_id",
                 "challenge",
             ],
             &[],
