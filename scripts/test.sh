@@ -37,16 +37,37 @@ for pin in sys.argv[1:] + ["flask==", "flask-cors=="]:
 import moto.server, wsgidav.server.server_cli, cheroot, gcp_storage_emulator.server
 EOF
 }
-if ! py_servers_ok; then
+pip_install() {
     if ! python3 -m pip --version >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
         echo "==> installing python3 python3-pip"
         apt-get update -qq
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3 python3-pip >/dev/null
     fi
-    echo "==> installing ${py_servers[*]}"
+    echo "==> installing $*"
     PIP_BREAK_SYSTEM_PACKAGES=1 PIP_ROOT_USER_ACTION=ignore \
-        python3 -m pip install -q --disable-pip-version-check "${py_servers[@]}"
+        python3 -m pip install -q --disable-pip-version-check "$@"
+}
+if ! py_servers_ok; then
+    pip_install "${py_servers[@]}"
     py_servers_ok || { echo "error: the test servers do not import after pip install" >&2; exit 1; }
+fi
+
+# schemathesis, which checks the running front-end against docs/openapi.json
+# (crates/coffer-cli/tests/api_contract.rs; common/schemathesis.rs's PIP_PACKAGE must stay the
+# same). Installed with pip, pinned, only when missing or another version.
+schemathesis_pin='schemathesis==4.32.5'
+schemathesis_ok() {
+    python3 - "$schemathesis_pin" <<'EOF' >/dev/null 2>&1
+import sys
+from importlib.metadata import version
+name, _, want = sys.argv[1].partition("==")
+assert version(name) == want, (name, version(name), want)
+import schemathesis.cli
+EOF
+}
+if ! schemathesis_ok; then
+    pip_install "$schemathesis_pin"
+    schemathesis_ok || { echo "error: schemathesis does not import after pip install" >&2; exit 1; }
 fi
 
 # Azure Blob Storage's emulator, Azurite (servers.rs's AZURITE_PACKAGE and AZURITE_PREFIX must

@@ -37,7 +37,8 @@ fn account_error(e: AccountError) -> ApiError {
         }
         AccountError::BadCredential => ApiError::unauthorized(
             "the credential is not valid (revoked or unknown); verify the account again",
-        ),
+        )
+        .with_challenge(coffer_https::INVALID_TOKEN_CHALLENGE),
         AccountError::TooManyFailures { retry_after_secs } => {
             ApiError::rate_limited(e.to_string(), Duration::from_secs(retry_after_secs.max(1)))
         }

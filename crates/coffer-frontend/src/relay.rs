@@ -14,6 +14,9 @@ use crate::server::FrontendError;
 /// blocks and a tag (`coffer_vault_core::channel::MAX_MESSAGE`; `coffer-stack` checks the
 /// two agree).
 pub const MAX_VAULT_MESSAGE: usize = 32 + 4 * 1024 + 16;
+/// The guess budgets a fleet can have (`coffer_vault_core::MAX_GUESSES_RANGE`; `coffer-stack`
+/// checks the two agree).
+pub const MAX_GUESSES_RANGE: std::ops::RangeInclusive<u16> = 1..=100;
 /// Shortest node token accepted: 32 bytes, as `coffer vault init` makes.
 pub const MIN_TOKEN_LEN: usize = 32;
 
@@ -79,6 +82,11 @@ impl VaultLink {
     }
 }
 
+/// Whether `s` is lower-case hex.
+fn is_lower_hex(s: &str) -> bool {
+    s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// What crosses both hops: `{"message": "<lower-case hex>"}`.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -90,11 +98,8 @@ impl VaultMessage {
     /// Whether this is the shape of a channel message: lower-case hex of 1 to
     /// [`MAX_VAULT_MESSAGE`] bytes.
     pub fn is_well_formed(&self) -> bool {
-        let m = self.message.as_bytes();
-        !m.is_empty()
-            && m.len() % 2 == 0
-            && m.len() <= 2 * MAX_VAULT_MESSAGE
-            && m.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        let m = &self.message;
+        !m.is_empty() && m.len() % 2 == 0 && m.len() <= 2 * MAX_VAULT_MESSAGE && is_lower_hex(m)
     }
 }
 
@@ -106,6 +111,19 @@ pub struct Fleet {
     pub channel_key: String,
     pub opaque_key: String,
     pub max_guesses: u16,
+}
+
+impl Fleet {
+    /// Whether this is what a vault node publishes: three 32-byte values as 64 lower-case
+    /// hex digits each, and a guess budget in [`MAX_GUESSES_RANGE`]. Only such an answer is
+    /// passed on, so the published schema holds whatever the node sends.
+    pub fn is_well_formed(&self) -> bool {
+        let hex32 = |s: &str| s.len() == 64 && is_lower_hex(s);
+        hex32(&self.fingerprint)
+            && hex32(&self.channel_key)
+            && hex32(&self.opaque_key)
+            && MAX_GUESSES_RANGE.contains(&self.max_guesses)
+    }
 }
 
 pub struct VaultRelay {
@@ -185,9 +203,12 @@ impl VaultRelay {
         if !resp.status().is_success() {
             return Err(ApiError::bad_gateway("the vault did not answer; retry"));
         }
-        resp.json::<Fleet>()
-            .await
-            .map_err(|_| ApiError::bad_gateway("the vault's answer was malformed; retry"))
+        match resp.json::<Fleet>().await {
+            Ok(fleet) if fleet.is_well_formed() => Ok(fleet),
+            _ => Err(ApiError::bad_gateway(
+                "the vault's answer was malformed; retry",
+            )),
+        }
     }
 }
 
@@ -214,6 +235,25 @@ mod tests {
         ] {
             assert!(VaultLink::new(url, fps, token).is_err(), "{url} {token:?}");
         }
+    }
+
+    #[test]
+    fn fleets_are_three_hex_keys_and_a_budget_in_range() {
+        let hex = "0123456789abcdef".repeat(4);
+        let fleet = |fingerprint: &str, channel_key: &str, max_guesses: u16| Fleet {
+            fingerprint: fingerprint.into(),
+            channel_key: channel_key.into(),
+            opaque_key: hex.clone(),
+            max_guesses,
+        };
+        assert!(fleet(&hex, &hex, 10).is_well_formed());
+        assert!(fleet(&hex, &hex, 1).is_well_formed());
+        assert!(fleet(&hex, &hex, 100).is_well_formed());
+        assert!(!fleet(&hex, &hex, 0).is_well_formed());
+        assert!(!fleet(&hex, &hex, 101).is_well_formed());
+        assert!(!fleet(&hex.to_uppercase(), &hex, 10).is_well_formed());
+        assert!(!fleet(&hex, &hex[2..], 10).is_well_formed());
+        assert!(!fleet(&hex, &format!("{hex}00"), 10).is_well_formed());
     }
 
     #[test]

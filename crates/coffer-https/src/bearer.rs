@@ -8,11 +8,17 @@ use std::fmt;
 
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, HeaderValue};
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use zeroize::Zeroizing;
 
 use crate::error::ApiError;
+
+/// The `WWW-Authenticate` challenge of a 401 for a request without a usable bearer token.
+pub const BEARER_CHALLENGE: &str = "Bearer";
+/// The challenge of a 401 for a bearer token that is well formed but not valid (unknown,
+/// revoked, expired): RFC 6750 section 3.1.
+pub const INVALID_TOKEN_CHALLENGE: &str = r#"Bearer error="invalid_token""#;
 
 /// Why a request carries no usable bearer token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -30,12 +36,10 @@ pub enum BearerError {
 
 impl IntoResponse for BearerError {
     fn into_response(self) -> Response {
-        let mut response = ApiError::unauthorized(self.to_string()).into_response();
         // RFC 6750 section 3: a 401 names the scheme it wants.
-        response
-            .headers_mut()
-            .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        response
+        ApiError::unauthorized(self.to_string())
+            .with_challenge(BEARER_CHALLENGE)
+            .into_response()
     }
 }
 
@@ -107,6 +111,7 @@ impl<S: Send + Sync> FromRequestParts<S> for BearerToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     #[test]
     fn scheme_is_case_insensitive() {

@@ -50,6 +50,22 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// Every class, in the order the published documents list them.
+    pub const ALL: [ErrorClass; 12] = [
+        Self::BadRequest,
+        Self::Unauthorized,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::TooLarge,
+        Self::UnsupportedMediaType,
+        Self::RateLimited,
+        Self::Timeout,
+        Self::Unavailable,
+        Self::BadGateway,
+        Self::Integrity,
+        Self::Internal,
+    ];
+
     /// The class's name on the wire (`"bad-request"`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
@@ -128,6 +144,8 @@ pub struct ApiError {
     message: Cow<'static, str>,
     retryable: bool,
     retry_after: Option<Duration>,
+    /// Sent as `WWW-Authenticate`: a 401 names the scheme it wants (RFC 9110 section 15.5.2).
+    challenge: Option<&'static str>,
 }
 
 impl ApiError {
@@ -139,6 +157,7 @@ impl ApiError {
             message: message.into(),
             retryable: class.default_retryable(),
             retry_after: None,
+            challenge: None,
         }
     }
 
@@ -161,6 +180,13 @@ impl ApiError {
     pub fn with_retry_after(mut self, after: Duration) -> Self {
         self.retry_after = Some(after);
         self.retryable = true;
+        self
+    }
+
+    /// Sends `challenge` as the `WWW-Authenticate` header (`Bearer`, or
+    /// [`crate::INVALID_TOKEN_CHALLENGE`] for a credential that is not valid).
+    pub fn with_challenge(mut self, challenge: &'static str) -> Self {
+        self.challenge = Some(challenge);
         self
     }
 
@@ -216,6 +242,10 @@ impl ApiError {
         self.retry_after
     }
 
+    pub fn challenge(&self) -> Option<&'static str> {
+        self.challenge
+    }
+
     /// `retry_after` in whole seconds, rounded up so that a client never comes back early.
     fn retry_after_secs(&self) -> Option<u64> {
         self.retry_after
@@ -268,6 +298,13 @@ impl IntoResponse for ApiError {
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
+        // A challenge is a constant of the code; one that is no header value is left out
+        // rather than failing the answer.
+        if let Some(value) = self.challenge.and_then(|c| HeaderValue::from_str(c).ok()) {
+            response
+                .headers_mut()
+                .insert(header::WWW_AUTHENTICATE, value);
+        }
         response
     }
 }
@@ -300,6 +337,19 @@ mod tests {
     }
 
     #[test]
+    fn a_challenge_becomes_www_authenticate() {
+        let r = ApiError::unauthorized("who?").into_response();
+        assert!(r.headers().get(header::WWW_AUTHENTICATE).is_none());
+        let r = ApiError::unauthorized("who?")
+            .with_challenge(crate::INVALID_TOKEN_CHALLENGE)
+            .into_response();
+        assert_eq!(
+            r.headers()[header::WWW_AUTHENTICATE],
+            r#"Bearer error="invalid_token""#
+        );
+    }
+
+    #[test]
     fn a_success_status_is_refused() {
         let e = ApiError::internal("x").with_status(StatusCode::OK);
         assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
@@ -307,20 +357,7 @@ mod tests {
 
     #[test]
     fn class_names_match_serde() {
-        for class in [
-            ErrorClass::BadRequest,
-            ErrorClass::Unauthorized,
-            ErrorClass::NotFound,
-            ErrorClass::MethodNotAllowed,
-            ErrorClass::TooLarge,
-            ErrorClass::UnsupportedMediaType,
-            ErrorClass::RateLimited,
-            ErrorClass::Timeout,
-            ErrorClass::Unavailable,
-            ErrorClass::BadGateway,
-            ErrorClass::Integrity,
-            ErrorClass::Internal,
-        ] {
+        for class in ErrorClass::ALL {
             assert_eq!(serde_json::to_value(class).unwrap(), class.as_str());
             assert_eq!(ErrorClass::for_status(class.default_status()), {
                 // Integrity shares 500 with Internal; an unknown 500 is Internal.

@@ -56,7 +56,9 @@ mod server;
 mod service;
 mod stall;
 
-pub use bearer::{bearer_token, parse_bearer, BearerError, BearerToken};
+pub use bearer::{
+    bearer_token, parse_bearer, BearerError, BearerToken, BEARER_CHALLENGE, INVALID_TOKEN_CHALLENGE,
+};
 pub use error::{ApiError, ErrorClass};
 pub use extract::{method_not_allowed, not_found, typed_fallbacks, BodyBytes, JsonBody};
 pub use limits::{descriptor_budget, descriptor_reserve, raise_descriptor_limit, Limits};

@@ -1,6 +1,6 @@
 //! The accept loop, one task per connection, and graceful shutdown.
 
-use std::future::Future;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -227,21 +228,57 @@ async fn connection(
     let io = TokioIo::new(StallGuard::new(tls, shared.limits.write_stall));
     let router = shared.router.clone();
     let limits = shared.limits.clone();
-    let service =
-        hyper::service::service_fn(move |req| handle(router.clone(), peer, limits.clone(), req));
-    let conn = shared.http.serve_connection(io, service);
-    tokio::pin!(conn);
+    // Boxed so that the connection is `Unpin` and can hand its stream back for `linger`.
+    let service = hyper::service::service_fn(move |req| {
+        Box::pin(handle(router.clone(), peer, limits.clone(), req))
+    });
+    let mut conn = shared.http.serve_connection(io, service);
     let served = tokio::select! {
-        served = conn.as_mut() => served,
+        served = poll_fn(|cx| conn.poll_without_shutdown(cx)) => served,
         () = stop_requested(&mut stopped) => {
             // Idle: closed now. Busy: the answer goes out with `Connection: close`.
-            conn.as_mut().graceful_shutdown();
-            conn.await
+            std::pin::Pin::new(&mut conn).graceful_shutdown();
+            poll_fn(|cx| conn.poll_without_shutdown(cx)).await
         }
     };
     if let Err(e) = served {
         tracing::debug!("connection with {peer} ended: {e}");
     }
+    // Once the server is stopping, nothing lingers: the drain time is for answers.
+    tokio::select! {
+        () = linger(conn.into_parts().io.into_inner()) => {}
+        () = stop_requested(&mut stopped) => {}
+    }
+}
+
+/// Longest a closed connection is drained ([`linger`]).
+const LINGER_TIME: Duration = Duration::from_secs(5);
+/// Most bytes drained from a closed connection.
+const LINGER_BYTES: usize = 16 * 1024 * 1024;
+
+/// Closes our side of a finished connection (TLS `close_notify`, then TCP FIN) and reads and
+/// drops whatever the client still sends, within [`LINGER_TIME`] and [`LINGER_BYTES`].
+///
+/// The server may answer before it has read the whole request (a body declared too large,
+/// a head too long, a request that timed out). Closing a socket with unread bytes makes TCP
+/// send a reset, and a reset makes the client's system discard the answer it has not read
+/// yet: the client would see a broken connection instead of its 413. A client that closes
+/// as it should ends this at once.
+async fn linger<S: AsyncRead + AsyncWrite + Unpin>(mut io: S) {
+    let drain = async {
+        if io.shutdown().await.is_err() {
+            return;
+        }
+        let mut buf = vec![0u8; 16 * 1024];
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            match io.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(LINGER_TIME, drain).await;
 }
 
 async fn stop_requested(stopped: &mut watch::Receiver<bool>) {

@@ -198,4 +198,12 @@ mod tests {
             coffer_vault_core::channel::MAX_MESSAGE
         );
     }
+
+    #[test]
+    fn the_front_end_and_the_vault_agree_on_the_guess_budgets() {
+        assert_eq!(
+            coffer_frontend::relay::MAX_GUESSES_RANGE,
+            coffer_vault_core::MAX_GUESSES_RANGE
+        );
+    }
 }
