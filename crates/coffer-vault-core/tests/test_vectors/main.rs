@@ -103,6 +103,7 @@ mod binding;
 mod files;
 mod implementation;
 mod independent;
+mod login_id;
 
 pub use files::{find, load_vectors, unhex, Vector};
 use files::{vectors_dir, Format, AUTHORIZATION_OUTCOMES, FORMATS};
