@@ -91,6 +91,16 @@ impl RngCore for Scripted {
 /// Test vectors only: a scripted generator is exactly as strong as the vector says.
 impl CryptoRng for Scripted {}
 
+/// The K of the device whose record the authorization and ownership vectors are about.
+pub fn k_a() -> [u8; 32] {
+    fixed32("K A")
+}
+
+/// The K of somebody who registered over that account.
+pub fn k_b() -> [u8; 32] {
+    fixed32("K B")
+}
+
 pub fn channel_secret_a() -> [u8; 32] {
     fixed32("fleet A channel secret")
 }

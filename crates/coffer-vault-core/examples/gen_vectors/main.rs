@@ -25,6 +25,7 @@ mod authorization;
 mod channel;
 pub mod fixtures;
 mod identity;
+mod ownership;
 mod record;
 pub mod spec;
 mod transport;
@@ -100,6 +101,7 @@ pub fn all_vectors() -> Vec<Vector> {
     out.extend(transport::vectors());
     out.extend(authorization::auth_key_vectors());
     out.extend(authorization::vectors());
+    out.extend(ownership::vectors());
     out.extend(identity::credential_identifier_vectors());
     out.extend(identity::fleet_keys_vectors());
     out.extend(identity::fleet_secrets_vectors());

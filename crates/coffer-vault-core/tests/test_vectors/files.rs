@@ -84,14 +84,20 @@ pub const FORMATS: &[Format] = &[
         &[
             "auth key",
             "account",
-            "challenge",
+            "outstanding challenge",
             "operation",
             "request",
             "mac",
-            "presented",
+            "challenge spent",
         ],
+        &["presented challenge", "presented mac"],
+        &["valid", "unauthorized", "superseded"],
+    ),
+    format(
+        "ownership proof",
+        &["auth key", "account", "nonce", "proof", "presented"],
         &[],
-        &["valid", "invalid"],
+        &["owned", "not owned"],
     ),
     format(
         "credential identifier",
@@ -124,6 +130,16 @@ pub const FORMATS: &[Format] = &[
         ],
         &["success", "bad fleet"],
     ),
+];
+
+/// What an authorization can come to: the verdict, and whether the outstanding challenge is
+/// spent by it. A proof for the outstanding challenge spends it, right or wrong; none, or one
+/// for another challenge, spends nothing.
+pub const AUTHORIZATION_OUTCOMES: &[(&str, &str)] = &[
+    ("valid", "yes"),
+    ("unauthorized", "yes"),
+    ("unauthorized", "no"),
+    ("superseded", "no"),
 ];
 
 pub struct Vector {
@@ -228,6 +244,19 @@ fn parse(name: &str, text: &str) -> Vector {
                 || optional.contains(&k.as_str()),
             "{name}: {k:?} is not a field of {:?}",
             v.format()
+        );
+    }
+    if v.format() == "authorization" {
+        assert_eq!(
+            v.opt_text("presented challenge").is_some(),
+            v.opt_text("presented mac").is_some(),
+            "{name}: an authorization is presented whole (challenge and MAC) or not at all"
+        );
+        assert!(
+            AUTHORIZATION_OUTCOMES.contains(&(v.expect(), v.text("challenge spent"))),
+            "{name}: an authorization cannot be {} with the challenge spent: {}",
+            v.expect(),
+            v.text("challenge spent")
         );
     }
     if v.format().starts_with("channel") {

@@ -1,10 +1,11 @@
-//! Every vector through the crate: its channel, records, transport, authorizations (through
-//! the vault's own `step`), derivations and fleet secrets.
+//! Every vector through the crate: its channel, records, transport, authorizations and
+//! ownership proofs (through the vault's own `step`, in [`proofs`]), derivations and fleet
+//! secrets.
 
 use coffer_vault_core::channel::{self, ChannelError};
 use coffer_vault_core::{
-    client, derive_auth_key, seal_k_transport_for_test_vectors, step, Authorization, Fleet,
-    FleetKeys, KsfParams, Live, Operation, Record, Request, Response, State, Suite, VaultError,
+    client, derive_auth_key, seal_k_transport_for_test_vectors, step, Fleet, FleetKeys, Record,
+    Request, Response, Suite, VaultError,
 };
 use opaque_ke::{RegistrationRequest, ServerRegistration, ServerSetup};
 use rand_core::{OsRng, RngCore};
@@ -12,9 +13,11 @@ use rand_core::{OsRng, RngCore};
 use crate::gen_vectors::fixtures::Scripted;
 use crate::Vector;
 
-type Outcome = Result<(), String>;
+mod proofs;
 
-fn ensure(ok: bool, what: impl FnOnce() -> String) -> Outcome {
+pub(crate) type Outcome = Result<(), String>;
+
+pub(crate) fn ensure(ok: bool, what: impl FnOnce() -> String) -> Outcome {
     if ok {
         Ok(())
     } else {
@@ -31,7 +34,8 @@ pub fn check(v: &Vector) -> Outcome {
         "auth key" => ensure(*derive_auth_key(&v.key("k")) == v.key("auth key"), || {
             "derive_auth_key gives another auth key".into()
         }),
-        "authorization" => authorization(v),
+        "authorization" => proofs::authorization(v),
+        "ownership proof" => proofs::ownership(v),
         "credential identifier" => credential_identifier(v),
         "fleet keys" => fleet_keys(v),
         "fleet secrets" => fleet_secrets(v),
@@ -85,7 +89,7 @@ fn channel_error(e: &ChannelError) -> (&'static str, String) {
 }
 
 /// A message's `Debug`, cut short for a failure report.
-fn short<T: std::fmt::Debug>(message: &T) -> String {
+pub(crate) fn short<T: std::fmt::Debug>(message: &T) -> String {
     let text = format!("{message:?}");
     if text.chars().count() > 120 {
         text.chars().take(120).chain("...".chars()).collect()
@@ -234,78 +238,6 @@ fn transport(v: &Vector) -> Outcome {
         ("does not open", None) => Ok(()),
         (expect, got) => Err(format!("opened: {}, expected {expect:?}", got.is_some())),
     }
-}
-
-fn operation(v: &Vector) -> Operation {
-    match v.text("operation") {
-        "replace" => Operation::Replace,
-        "delete" => Operation::Delete,
-        other => panic!("{}: unknown operation {other:?}", v.name),
-    }
-}
-
-/// The MAC through the client's `authorize`, then the verdict through the vault's `step`
-/// over a live record holding the auth key and the challenge.
-fn authorization(v: &Vector) -> Outcome {
-    let auth_key = v.bytes("auth key");
-    let account = v.bytes("account");
-    let challenge = v.bytes("challenge");
-    let request = v.bytes("request");
-    let op = operation(v);
-    let mac = client::authorize(&auth_key, &account, &challenge, op, &request).mac;
-    ensure(mac == v.bytes("mac"), || {
-        "authorize gives another MAC".into()
-    })?;
-    let record = Record {
-        state: State::Live(Live {
-            registration_id: vec![1; 32],
-            password_file: vec![2; 192],
-            k_blob: vec![3; 93],
-            auth_key,
-            ksf: KsfParams::DEFAULT,
-            max_guesses: 10,
-            guesses_left: 10,
-            pending_login: Vec::new(),
-            pending_login_id: Vec::new(),
-            challenge: challenge.clone(),
-        }),
-        pending_registration: Vec::new(),
-    };
-    // The proof names the challenge it answers: the record's own.
-    let authorization = Some(Authorization {
-        challenge,
-        mac: v.bytes("presented"),
-    });
-    let (message, allowed) = match op {
-        // A Delete carries no request: the MAC signs the empty one, or the vector is not one
-        // a vault can be sent.
-        Operation::Delete if request.is_empty() => (Request::Delete { authorization }, "Deleted"),
-        Operation::Delete => return Ok(()),
-        Operation::Replace => (
-            Request::RegisterStart {
-                request,
-                authorization,
-            },
-            "RegisterStarted",
-        ),
-        Operation::Ownership => return Ok(()),
-    };
-    let fleet = fleet_with(None, None);
-    let got = step(&fleet, &account, Some(record), message, &mut OsRng)
-        .map_err(|e| format!("step: {e}"))?
-        .response;
-    let verdict = match &got {
-        Response::Deleted | Response::RegisterStarted { .. } => "valid",
-        // No challenge outstanding: the proof answers none, and is refused as stale.
-        Response::Unauthorized | Response::Superseded => "invalid",
-        other => return Err(format!("the vault answered {other:?}")),
-    };
-    ensure(verdict == v.expect(), || {
-        format!(
-            "the vault answered {got:?}; expected {} ({allowed})",
-            v.expect()
-        )
-    })
 }
 
 /// The vault's OPRF evaluation at `RegisterStart` is keyed by the credential identifier:

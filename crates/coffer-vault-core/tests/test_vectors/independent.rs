@@ -30,6 +30,7 @@ pub fn check(v: &Vector) -> Outcome {
         "transport" => transport(v),
         "auth key" => same(v, "auth key", &keys::auth_key(&v.key("k"))),
         "authorization" => authorization(v),
+        "ownership proof" => ownership(v),
         "credential identifier" => same(
             v,
             "credential identifier",
@@ -202,27 +203,47 @@ fn transport(v: &Vector) -> Outcome {
 
 fn authorization(v: &Vector) -> Outcome {
     let op = keys::operation_tag(v.text("operation")).ok_or("an unknown operation")?;
-    let (auth_key, account, challenge, request) = (
+    let (auth_key, account, outstanding, request) = (
         v.bytes("auth key"),
         v.bytes("account"),
-        v.bytes("challenge"),
+        v.bytes("outstanding challenge"),
         v.bytes("request"),
     );
     same(
         v,
         "mac",
-        &keys::authorization_mac(&auth_key, &account, &challenge, op, &request),
+        &keys::authorization_mac(&auth_key, &account, &outstanding, op, &request),
     )?;
-    let valid = keys::authorization_valid(
+    let presented = v
+        .opt_bytes("presented challenge")
+        .zip(v.opt_bytes("presented mac"));
+    let (verdict, spent) = keys::judge_authorization(
         &auth_key,
         &account,
-        &challenge,
+        &outstanding,
         op,
         &request,
-        &v.bytes("presented"),
+        presented
+            .as_ref()
+            .map(|(c, m)| (c.as_slice(), m.as_slice())),
     );
-    ensure(valid == (v.expect() == "valid"), || {
-        format!("valid: {valid}")
+    let spent = if spent { "yes" } else { "no" };
+    ensure(
+        verdict.name() == v.expect() && spent == v.text("challenge spent"),
+        || format!("{} (challenge spent: {spent})", verdict.name()),
+    )
+}
+
+fn ownership(v: &Vector) -> Outcome {
+    let (auth_key, account, nonce) = (v.bytes("auth key"), v.bytes("account"), v.bytes("nonce"));
+    same(
+        v,
+        "proof",
+        &keys::ownership_proof(&auth_key, &account, &nonce),
+    )?;
+    let owned = keys::ownership_valid(&auth_key, &account, &nonce, &v.bytes("presented"));
+    ensure(owned == (v.expect() == "owned"), || {
+        format!("owned: {owned}")
     })
 }
 

@@ -99,7 +99,7 @@ fn hostile_response(name: &str, payload: &[u8]) -> Vec<u8> {
     noise::write_response(&state, &responder_ephemeral(name), payload)
 }
 
-/// The request every response vector answers: `Status` for ACCOUNT to fleet A.
+/// The request most response vectors answer: `Status` for ACCOUNT to fleet A.
 fn status_request_message() -> Vec<u8> {
     sealed_request(
         &channel_secret_a(),
@@ -107,6 +107,34 @@ fn status_request_message() -> Vec<u8> {
         &Request::Status { nonce: vec![] },
         &ephemeral("channel_request_status"),
     )
+}
+
+/// The login id of `channel_response_recover_started`, which
+/// `channel_request_recover_finish` names.
+fn login_id() -> Vec<u8> {
+    pseudo_random("a login id", 16)
+}
+
+/// The request of `channel_request_status_with_nonce` (the nonce of the `ownership` vector).
+fn status_with_nonce() -> Request {
+    Request::Status {
+        nonce: fixed32("status nonce 1").to_vec(),
+    }
+}
+
+/// The request of `channel_request_recover_start`.
+fn recover_start() -> Request {
+    Request::RecoverStart {
+        request: pseudo_random("a CredentialRequest", 96),
+    }
+}
+
+/// The request of `channel_request_recover_finish`.
+fn recover_finish() -> Request {
+    Request::RecoverFinish {
+        login_id: login_id(),
+        finalization: pseudo_random("a CredentialFinalization", 64),
+    }
 }
 
 fn status_response_message() -> Vec<u8> {

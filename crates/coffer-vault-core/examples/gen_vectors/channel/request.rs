@@ -138,13 +138,17 @@ fn malformed_request(name: &str, error: &str, comment: &str, payload: Vec<u8>) -
 pub fn request_vectors() -> Vec<Vector> {
     let status = status_request_message();
     let last = status.len() - 1;
-    let recover_start = Request::RecoverStart {
-        request: pseudo_random("a CredentialRequest", 96),
-    };
     let delete = Request::Delete {
         authorization: Some(Authorization {
             challenge: pseudo_random("a challenge", 32),
             mac: pseudo_random("an authorization MAC", 32),
+        }),
+    };
+    let register_start = Request::RegisterStart {
+        request: pseudo_random("a RegistrationRequest", 32),
+        authorization: Some(Authorization {
+            challenge: pseudo_random("another challenge", 32),
+            mac: pseudo_random("another authorization MAC", 32),
         }),
     };
     let status_json = json(&Request::Status { nonce: vec![] });
@@ -159,11 +163,31 @@ pub fn request_vectors() -> Vec<Vector> {
             "channel_request_recover_start",
             "a RecoverStart carrying a 96-byte OPAQUE CredentialRequest",
             ACCOUNT,
-            &recover_start,
+            &recover_start(),
+        ),
+        good_request(
+            "channel_request_recover_finish",
+            "a RecoverFinish naming the 16-byte login id of channel_response_recover_started, \
+             with a 64-byte OPAQUE CredentialFinalization",
+            ACCOUNT,
+            &recover_finish(),
+        ),
+        good_request(
+            "channel_request_status_with_nonce",
+            "a Status asking for the ownership proof over a 32-byte nonce",
+            ACCOUNT,
+            &status_with_nonce(),
+        ),
+        good_request(
+            "channel_request_register_start_authorized",
+            "a RegisterStart over a live record: a 32-byte RegistrationRequest and an \
+             authorization naming its challenge",
+            ACCOUNT,
+            &register_start,
         ),
         good_request(
             "channel_request_delete_authorized",
-            "a Delete with an authorization MAC",
+            "a Delete with an authorization: the challenge it answers and its MAC",
             ACCOUNT,
             &delete,
         ),

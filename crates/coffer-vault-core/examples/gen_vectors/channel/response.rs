@@ -1,5 +1,5 @@
-//! Message 2 vectors: what the client that sent `channel_request_status` makes of a
-//! response.
+//! Message 2 vectors: what the client that sent a request vector (`channel_request_status`,
+//! unless said) makes of a response.
 
 use coffer_vault_core::{Request, Response};
 
@@ -20,8 +20,33 @@ fn response_of_json_len(len: usize) -> Response {
     response
 }
 
+/// The request vector a response answers: its name and request.
+struct Answering {
+    name: &'static str,
+    request: Request,
+}
+
+impl Answering {
+    fn status() -> Answering {
+        Answering {
+            name: "channel_request_status",
+            request: Request::Status { nonce: vec![] },
+        }
+    }
+
+    fn message(&self) -> Vec<u8> {
+        sealed_request(
+            &channel_secret_a(),
+            ACCOUNT,
+            &self.request,
+            &ephemeral(self.name),
+        )
+    }
+}
+
 struct Response2<'a> {
     name: &'a str,
+    answering: Answering,
     expect: &'a str,
     error: Option<&'a str>,
     comment: &'a str,
@@ -32,7 +57,7 @@ struct Response2<'a> {
 }
 
 impl Response2<'_> {
-    /// Every response vector is read by the client that sent `channel_request_status`.
+    /// A response vector is read by the client that sent `self.answering`.
     fn vector(self) -> Vector {
         let mut v = Vector::new(self.name, "channel response", self.expect);
         if let Some(e) = self.error {
@@ -49,13 +74,13 @@ impl Response2<'_> {
             .hex("prologue", &wire::prologue(ACCOUNT))
             .hex(
                 "initiator ephemeral secret",
-                &ephemeral("channel_request_status"),
+                &ephemeral(self.answering.name),
             )
             .text(
                 "request",
-                String::from_utf8(json(&Request::Status { nonce: vec![] })).expect("UTF-8"),
+                String::from_utf8(json(&self.answering.request)).expect("UTF-8"),
             )
-            .hex("request message", &status_request_message());
+            .hex("request message", &self.answering.message());
         if let Some(e) = self.responder_ephemeral {
             v = v.hex("responder ephemeral secret", &e);
         }
@@ -70,22 +95,27 @@ impl Response2<'_> {
 }
 
 fn good_response(name: &str, comment: &str, response: &Response) -> Vector {
+    good_response_to(Answering::status(), name, comment, response)
+}
+
+fn good_response_to(
+    answering: Answering,
+    name: &str,
+    comment: &str,
+    response: &Response,
+) -> Vector {
     let e = responder_ephemeral(name);
+    let request_message = answering.message();
     Response2 {
         name,
+        answering,
         expect: "success",
         error: None,
         comment,
         responder_ephemeral: Some(e),
         response: Some(response),
         payload: Some(wire::pad(&json(response))),
-        message: sealed_response(
-            &channel_secret_a(),
-            ACCOUNT,
-            &status_request_message(),
-            &e,
-            response,
-        ),
+        message: sealed_response(&channel_secret_a(), ACCOUNT, &request_message, &e, response),
     }
     .vector()
 }
@@ -93,6 +123,7 @@ fn good_response(name: &str, comment: &str, response: &Response) -> Vector {
 fn bad_response(name: &str, expect: &str, error: &str, comment: &str, message: Vec<u8>) -> Vector {
     Response2 {
         name,
+        answering: Answering::status(),
         expect,
         error: Some(error),
         comment,
@@ -107,6 +138,7 @@ fn bad_response(name: &str, expect: &str, error: &str, comment: &str, message: V
 fn malformed_response(name: &str, error: &str, comment: &str, payload: Vec<u8>) -> Vector {
     Response2 {
         name,
+        answering: Answering::status(),
         expect: "malformed",
         error: Some(error),
         comment,
@@ -152,6 +184,50 @@ pub fn response_vectors() -> Vec<Vector> {
             "Recovered with a 121-byte sealed K blob",
             &Response::Recovered {
                 sealed_k_blob: pseudo_random("a sealed K blob", 121),
+            },
+        ),
+        good_response_to(
+            Answering {
+                name: "channel_request_recover_finish",
+                request: recover_finish(),
+            },
+            "channel_response_superseded",
+            "Superseded (a unit variant: a JSON string) answering channel_request_recover_finish, \
+             whose login another RecoverStart replaced",
+            &Response::Superseded,
+        ),
+        good_response_to(
+            Answering {
+                name: "channel_request_status_with_nonce",
+                request: status_with_nonce(),
+            },
+            "channel_response_status_with_proof",
+            "a live record's Status answering channel_request_status_with_nonce: the proof is \
+             the ownership vector's",
+            &Response::Status {
+                locked: false,
+                guesses_left: 7,
+                max_guesses: 10,
+                proof: super::super::spec::keys::ownership_proof(
+                    &coffer_vault_core::derive_auth_key(&k_a())[..],
+                    ACCOUNT,
+                    &fixed32("status nonce 1"),
+                ),
+            },
+        ),
+        good_response_to(
+            Answering {
+                name: "channel_request_recover_start",
+                request: recover_start(),
+            },
+            "channel_response_recover_started",
+            "RecoverStarted answering channel_request_recover_start: a 16-byte login id, a \
+             320-byte OPAQUE CredentialResponse, the default Argon2id parameters, 9 guesses left",
+            &Response::RecoverStarted {
+                login_id: login_id(),
+                response: pseudo_random("a CredentialResponse", 320),
+                ksf: coffer_vault_core::KsfParams::DEFAULT,
+                guesses_left: 9,
             },
         ),
         good_response(
@@ -283,6 +359,7 @@ pub fn response_vectors() -> Vec<Vector> {
     v.push(
         Response2 {
             name: "channel_response_five_blocks",
+            answering: Answering::status(),
             expect: "too large",
             error: Some(TOO_LARGE),
             comment:

@@ -4,8 +4,16 @@
 //! ```text
 //! auth key      = HKDF-SHA256(no salt, ikm K, info "coffer/v2/vault/auth-key"), 32 bytes
 //! mac           = HMAC-SHA256(auth key, "coffer/v2/vault/authorization\0"
-//!                   || len(account) (2, BE) || account || challenge || op (1: replace, 2: delete)
-//!                   || len(request) (4, BE) || request)
+//!                   || len(account) (2, BE) || account || challenge
+//!                   || op (1: replace, 2: delete, 3: ownership) || len(request) (4, BE) || request)
+//! authorization = {challenge, mac}, for a live record's outstanding challenge (32 bytes, or
+//!                   none): none presented: unauthorized, nothing spent; a challenge other than
+//!                   the outstanding one (or none outstanding): superseded, nothing spent;
+//!                   otherwise the challenge is spent, and the MAC must be the 32 bytes the
+//!                   inputs give over it
+//! ownership     = the mac with op 3 over a Status request's nonce and the empty request, when
+//!                   the nonce is 32 bytes (empty otherwise); a client takes only the 32 bytes
+//!                   its own auth key, account and nonce give
 //! credential id = "coffer/v2/vault/credential\0" || len(account) (2, BE) || account
 //!                   || registration id (32)
 //! fingerprint   = SHA-256("coffer/v2/vault/fleet\0" || channel key (32) || OPAQUE key (32))
@@ -33,7 +41,7 @@ pub fn auth_key(k: &[u8; 32]) -> [u8; 32] {
     out
 }
 
-/// The operation's tag byte.
+/// The operation's tag byte, for the operations an authorization names.
 pub fn operation_tag(name: &str) -> Option<u8> {
     match name {
         "replace" => Some(1),
@@ -41,6 +49,12 @@ pub fn operation_tag(name: &str) -> Option<u8> {
         _ => None,
     }
 }
+
+/// The tag of the ownership proof in a `Status` answer: not an authorization.
+pub const OWNERSHIP_TAG: u8 = 3;
+
+/// Bytes of a challenge, an ownership nonce and a MAC.
+pub const NONCE_LEN: usize = 32;
 
 pub fn authorization_mac(
     auth_key: &[u8],
@@ -60,19 +74,66 @@ pub fn authorization_mac(
     m.finalize().into_bytes().into()
 }
 
-/// Whether the vault accepts `presented`: a challenge is outstanding (the vault issued one
-/// and has not spent it), and the MAC is the 32 bytes the inputs give.
-pub fn authorization_valid(
+/// What a vault makes of an authorization presented for a live record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Valid,
+    Unauthorized,
+    Superseded,
+}
+
+impl Verdict {
+    /// As a vector's `expect:` line spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Verdict::Valid => "valid",
+            Verdict::Unauthorized => "unauthorized",
+            Verdict::Superseded => "superseded",
+        }
+    }
+}
+
+/// The verdict on `presented` (its challenge and MAC; `None` for no authorization) by a live
+/// record holding `auth_key` whose outstanding challenge is `outstanding` (empty: none), and
+/// whether that challenge is spent by it.
+pub fn judge_authorization(
     auth_key: &[u8],
     account: &[u8],
-    challenge: &[u8],
+    outstanding: &[u8],
     op: u8,
     request: &[u8],
-    presented: &[u8],
-) -> bool {
-    !challenge.is_empty()
-        && presented.len() == 32
-        && presented == authorization_mac(auth_key, account, challenge, op, request)
+    presented: Option<(&[u8], &[u8])>,
+) -> (Verdict, bool) {
+    let Some((challenge, mac)) = presented else {
+        return (Verdict::Unauthorized, false);
+    };
+    if outstanding.len() != NONCE_LEN || challenge != outstanding {
+        return (Verdict::Superseded, false);
+    }
+    let valid =
+        mac.len() == 32 && mac == authorization_mac(auth_key, account, outstanding, op, request);
+    let verdict = if valid {
+        Verdict::Valid
+    } else {
+        Verdict::Unauthorized
+    };
+    (verdict, true)
+}
+
+/// The proof a live record holding `auth_key` puts in its answer to `Status { nonce }`.
+pub fn ownership_proof(auth_key: &[u8], account: &[u8], nonce: &[u8]) -> Vec<u8> {
+    if nonce.len() == NONCE_LEN {
+        authorization_mac(auth_key, account, nonce, OWNERSHIP_TAG, &[]).to_vec()
+    } else {
+        Vec::new()
+    }
+}
+
+/// Whether a client holding `auth_key`, which sent `nonce` for `account`, takes `presented`
+/// as proof that the record is its own.
+pub fn ownership_valid(auth_key: &[u8], account: &[u8], nonce: &[u8], presented: &[u8]) -> bool {
+    presented.len() == 32
+        && presented == authorization_mac(auth_key, account, nonce, OWNERSHIP_TAG, &[])
 }
 
 pub fn credential_identifier(account: &[u8], registration_id: &[u8]) -> Vec<u8> {
