@@ -170,5 +170,7 @@ pub fn finish_login<R: RngCore + CryptoRng>(
 /// record holds the auth key of the K whose `auth_key` this is: the record is this K's, not
 /// one somebody else registered over the account.
 pub fn check_ownership(auth_key: &[u8], account: &[u8], nonce: &[u8], proof: &[u8]) -> bool {
-    authorization::verify(auth_key, account, nonce, Operation::Ownership, &[], proof)
+    // The vault proves only over a full 32-byte nonce; a short one proves nothing.
+    nonce.len() == authorization::AUTH_LEN
+        && authorization::verify(auth_key, account, nonce, Operation::Ownership, &[], proof)
 }
