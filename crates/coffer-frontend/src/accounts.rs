@@ -100,9 +100,11 @@ pub struct Accounts {
     /// SQLite's busy handler, which sleeps in coarse steps and gives up after 5 s, so a
     /// burst of checks waits its turn instead of failing with "database is locked".
     sqlite_writer: Option<tokio::sync::Mutex<()>>,
+    /// When this process last cleared out expired rows (seconds since the epoch).
+    last_purge: std::sync::atomic::AtomicI64,
 }
 
-const SCHEMA: [&str; 4] = [
+const SCHEMA: [&str; 5] = [
     // One row per account that ever asked for a code: failures since the last success,
     // and until when checks are refused. Locked first by every verify transaction.
     "CREATE TABLE IF NOT EXISTS verify_guard (
@@ -122,6 +124,7 @@ const SCHEMA: [&str; 4] = [
          issued_at BIGINT NOT NULL
      )",
     "CREATE INDEX IF NOT EXISTS credentials_by_account ON credentials (account)",
+    "CREATE INDEX IF NOT EXISTS pending_codes_by_expiry ON pending_codes (expires_at)",
 ];
 
 /// Seconds from `now` to `until`, at least 1 (a refusal never says "retry in 0 s").
@@ -169,6 +172,7 @@ impl Accounts {
             pool,
             key,
             sqlite_writer: sqlite.then(|| tokio::sync::Mutex::new(())),
+            last_purge: std::sync::atomic::AtomicI64::new(0),
         })
     }
 
@@ -181,6 +185,7 @@ impl Accounts {
         id: &AccountId,
         now: i64,
     ) -> Result<VerificationCode, AccountError> {
+        self.purge_now_and_then(now).await;
         let code = VerificationCode::random(&mut OsRng);
         let _turn = self.writer_turn().await;
         let mut tx = self.pool.begin().await?;
@@ -369,6 +374,8 @@ impl Accounts {
         AccountId::parse(&account).map_err(|_| AccountError::CorruptRecord)
     }
 }
+
+mod purge;
 
 #[cfg(test)]
 mod tests;

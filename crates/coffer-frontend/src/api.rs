@@ -135,7 +135,14 @@ pub(crate) async fn vault(
     s.vault.call(&account, message).await.map(Json)
 }
 
-pub(crate) async fn fleet(State(s): State<Arc<Shared>>) -> Result<Json<Fleet>, ApiError> {
+pub(crate) async fn fleet(
+    State(s): State<Arc<Shared>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+) -> Result<Json<Fleet>, ApiError> {
+    // Anonymous: the address pays, from the vault calls' budget (it is their first step).
+    s.limits
+        .address(Action::VaultCall, peer.ip())
+        .map_err(limited)?;
     s.vault.fleet().await.map(Json)
 }
 

@@ -57,6 +57,13 @@ const CODE_REQUESTS_PER_ADDRESS: Rate = Rate {
     burst: 20,
     per_minute: 10,
 };
+// And for the whole front-end: every code is a message someone pays for, and an attacker
+// with many addresses (a /48 holds 65,536 /64s) could otherwise send without bound ("SMS
+// pumping"). Far above one front-end's real sign-ups; a flood meets 429s, not a bill.
+const CODE_REQUESTS_IN_ALL: Rate = Rate {
+    burst: 300,
+    per_minute: 300,
+};
 // Code checks: one issued code takes at most `CODE_ATTEMPTS` (5) wrong codes before it is
 // void, so ten at once covers a code and its typos. Per address, far below the vault
 // calls' budget they used to share (600 a minute), since each check is a guess.
@@ -98,6 +105,8 @@ pub enum Scope {
     Address,
     /// Too many requests named this account.
     Account,
+    /// Too many of these requests reached this front-end from everyone together.
+    Everyone,
 }
 
 /// A request refused by a rate limit. Retrying after [`Limited::retry_after`] can succeed.
@@ -105,6 +114,7 @@ pub enum Scope {
 #[error("{}; retry in {} s", match .scope {
     Scope::Address => "too many requests from this address",
     Scope::Account => "too many requests for this account",
+    Scope::Everyone => "too many verification codes requested from this server just now",
 }, .retry_after.as_secs())]
 pub struct Limited {
     retry_after: Duration,
@@ -187,6 +197,7 @@ impl Limit {
 
 struct Limits {
     code_requests: Limit,
+    code_requests_in_all: Table,
     code_checks: Limit,
     vault_calls: Limit,
 }
@@ -224,6 +235,7 @@ impl RateLimits {
                     CODE_REQUESTS_PER_ACCOUNT,
                     origin,
                 ),
+                code_requests_in_all: Table::new(CODE_REQUESTS_IN_ALL, 8, origin),
                 code_checks: Limit::new(CODE_CHECKS_PER_ADDRESS, CODE_CHECKS_PER_ACCOUNT, origin),
                 vault_calls: Limit::new(VAULT_CALLS_PER_ADDRESS, VAULT_CALLS_PER_ACCOUNT, origin),
             })
@@ -256,10 +268,18 @@ impl RateLimits {
         account: &AccountId,
         now: Instant,
     ) -> Result<(), Limited> {
-        match &self.limits {
-            Some(limits) => limits.of(action).check_account(account, now),
-            None => Ok(()),
+        let Some(limits) = &self.limits else {
+            return Ok(());
+        };
+        limits.of(action).check_account(account, now)?;
+        if action == Action::CodeRequest {
+            // Last, so that only requests every other limit allowed spend the shared budget.
+            limits
+                .code_requests_in_all
+                .take("all", now)
+                .map_err(|wait| Limited::new(wait, Scope::Everyone))?;
         }
+        Ok(())
     }
 
     /// Both steps at once: `action` from `peer` for `account` at `now`, the address's bucket

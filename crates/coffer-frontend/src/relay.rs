@@ -104,7 +104,7 @@ impl VaultMessage {
 }
 
 /// The fleet's public facts, as the node publishes them.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Fleet {
     pub fingerprint: String,
@@ -129,6 +129,9 @@ impl Fleet {
 pub struct VaultRelay {
     link: VaultLink,
     http: reqwest::Client,
+    /// The fleet's facts never change while the node runs: asked once, then kept, so that
+    /// anonymous `GET /v1/fleet` requests cost the node nothing.
+    fleet: tokio::sync::OnceCell<Fleet>,
 }
 
 fn unreachable(e: reqwest::Error) -> ApiError {
@@ -147,7 +150,11 @@ impl VaultRelay {
             .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .map_err(|e| FrontendError::Config(e.to_string()))?;
-        Ok(VaultRelay { link, http })
+        Ok(VaultRelay {
+            link,
+            http,
+            fleet: tokio::sync::OnceCell::new(),
+        })
     }
 
     /// Relays a well-formed message for `account`; the answer, or the error to answer with.
@@ -192,7 +199,16 @@ impl VaultRelay {
         })
     }
 
+    /// The fleet's facts, from the node the first time they are asked for (and again after
+    /// a failure), then from memory.
     pub async fn fleet(&self) -> Result<Fleet, ApiError> {
+        self.fleet
+            .get_or_try_init(|| self.fetch_fleet())
+            .await
+            .cloned()
+    }
+
+    async fn fetch_fleet(&self) -> Result<Fleet, ApiError> {
         let resp = self
             .http
             .get(format!("{}/v1/fleet", self.link.url))
