@@ -103,7 +103,7 @@ async fn a_hijacker_spends_guesses_and_can_do_nothing_else() {
         .stdin("my own password\n")
         .run()
         .code(USAGE)
-        .stderr_has("already holds a backup key");
+        .stderr_has("this device's key does not open");
 
     // Guesses are what a hijacker can spend: one for the dictionary, three by hand.
     for left in [8, 7, 6] {
