@@ -156,18 +156,34 @@ impl Accounts {
             .max_connections(8)
             .connect(url)
             .await?;
-        let mut tx = pool.begin().await?;
         if url.starts_with("postgres") {
             // Front-ends starting together would race on CREATE TABLE IF NOT EXISTS
-            // (PostgreSQL reports a duplicate type); one at a time creates the schema.
-            sqlx::query("SELECT pg_advisory_xact_lock(73581)")
-                .execute(&mut *tx)
+            // (PostgreSQL reports a duplicate type), so one at a time creates the schema,
+            // under a session lock. Each statement commits on its own: a CREATE INDEX holds
+            // a lock on its table until its transaction ends, and two held at once could
+            // deadlock with another front-end's verification, which writes both tables.
+            let mut conn = pool.acquire().await?;
+            sqlx::query("SELECT pg_advisory_lock(73581)")
+                .execute(&mut *conn)
                 .await?;
+            let mut created = Ok(());
+            for stmt in SCHEMA {
+                if let Err(e) = sqlx::query(stmt).execute(&mut *conn).await {
+                    created = Err(e);
+                    break;
+                }
+            }
+            sqlx::query("SELECT pg_advisory_unlock(73581)")
+                .execute(&mut *conn)
+                .await?;
+            created?;
+        } else {
+            let mut tx = pool.begin().await?;
+            for stmt in SCHEMA {
+                sqlx::query(stmt).execute(&mut *tx).await?;
+            }
+            tx.commit().await?;
         }
-        for stmt in SCHEMA {
-            sqlx::query(stmt).execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
         Ok(Accounts {
             pool,
             key,
