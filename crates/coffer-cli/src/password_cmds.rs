@@ -247,12 +247,22 @@ pub async fn enable(
         config.storage = storage;
     }
     profile.save_config(&config)?;
-    out.json(json!({"ok": true, "mode": "password", "max_guesses": enabled.max_guesses, "fleet_fingerprint": s.fleet_fingerprint}));
+    out.json(json!({"ok": true, "mode": "password", "max_guesses": enabled.max_guesses,
+                    "fleet_fingerprint": s.fleet_fingerprint, "after_erasure": enabled.after_erasure}));
+    warn_if_erased(&enabled);
     out.say(format!(
         "Encrypted backups are on, protected by your password; the vault gave the key back with it, so the deposit works. {} wrong guesses erase the key for good; nobody can reset it.",
         enabled.max_guesses
     ));
     Ok(())
+}
+
+fn warn_if_erased(enabled: &coffer_client::password::Enabled) {
+    if enabled.after_erasure {
+        eprintln!(
+            "WARNING: the vault had erased this account's record: all its guesses were spent by logins this device did not make. The key is deposited anew behind the new password; someone may have been guessing the old one."
+        );
+    }
 }
 
 /// Recovers K from the vault with a password (restore on a new device).
@@ -284,7 +294,8 @@ pub async fn change_password(
     let enabled = vault(&fe, s, &credential)?
         .change_password(&key, &pw, ksf(ksf_memory_kib))
         .await?;
-    out.json(json!({"ok": true, "max_guesses": enabled.max_guesses}));
+    out.json(json!({"ok": true, "max_guesses": enabled.max_guesses, "after_erasure": enabled.after_erasure}));
+    warn_if_erased(&enabled);
     out.say("Password changed, and checked: the vault gives the key back with the new one. The backup key is unchanged, so existing backups stay readable.");
     Ok(())
 }

@@ -337,9 +337,20 @@ async fn a_login_slipped_in_meanwhile_is_reported_and_the_password_not_called_wr
     ]);
     let res = c.recover("the password").await;
     assert!(
-        matches!(res, Err(ref e @ ClientError::Superseded) if e.is_retryable()),
+        matches!(res, Err(ref e @ ClientError::Superseded { guesses_left: Some(9) }) if e.is_retryable()),
         "{res:?}"
     );
+    // A wrong password is called wrong all the same: the client knows it, and the guess
+    // was spent at the start.
+    let (_, own) = coffer_vault_core::client::start_login(&mut rand_core::OsRng, b"x").unwrap();
+    w.relay.plan(vec![
+        Tamper::Pass,
+        Tamper::Interleave(Request::RecoverStart { request: own }),
+    ]);
+    assert!(matches!(
+        c.recover("not the password").await,
+        Err(ClientError::WrongPassword { guesses_left: 7 })
+    ));
     assert_eq!(c.recover("the password").await.unwrap(), k);
     // A challenge taken by someone else meanwhile: the client asks again, and succeeds.
     w.relay

@@ -89,8 +89,9 @@ pub enum ClientError {
     EscrowBroken(&'static str),
     #[error("rate limited by the server; retry in {retry_after} s")]
     RateLimited { retry_after: u64 },
-    #[error("another request on this account (another device, or someone who took the account over) got in the way; nothing was decided and no guess was lost by it; try again")]
-    Superseded,
+    /// With `guesses_left` when the interrupted request was a login that had used a guess.
+    #[error("{}", superseded(*.guesses_left))]
+    Superseded { guesses_left: Option<u16> },
     #[error("the storage location {0} does not exist")]
     StorageMissing(String),
     #[error("no backup found in {0}")]
@@ -106,6 +107,14 @@ pub enum ClientError {
     PipelineStopped,
 }
 
+fn superseded(guesses_left: Option<u16>) -> String {
+    let who = "another request on this account (another device, or someone who took the account over) got in the way";
+    match guesses_left {
+        Some(n) => format!("{who} after this login had used a guess (at most {n} left); the password was not judged; try again"),
+        None => format!("{who}; nothing was decided; try again"),
+    }
+}
+
 impl ClientError {
     pub fn class(&self) -> ErrorClass {
         match self {
@@ -119,7 +128,7 @@ impl ClientError {
             | ClientError::EscrowBroken(_) => ErrorClass::Integrity,
             ClientError::VaultUnavailable => ErrorClass::Unreachable,
             ClientError::RateLimited { .. } => ErrorClass::RateLimited,
-            ClientError::Superseded => ErrorClass::Conflict,
+            ClientError::Superseded { .. } => ErrorClass::Conflict,
             ClientError::Unreachable(_) => ErrorClass::Unreachable,
             ClientError::VaultRecordMissing => ErrorClass::NotFound,
             ClientError::Integrity { .. }
@@ -145,7 +154,7 @@ impl ClientError {
             ClientError::Storage { retryable, .. } => *retryable,
             ClientError::Unreachable(_)
             | ClientError::VaultUnavailable
-            | ClientError::Superseded
+            | ClientError::Superseded { .. }
             | ClientError::RateLimited { .. } => true,
             ClientError::Io { source, .. } => matches!(
                 source.kind(),

@@ -239,3 +239,32 @@ async fn only_the_pinned_fleet_is_spoken_to() {
     assert!(misrouted.enable("a fine password", &k, KSF).await.is_err());
     assert!(fake.records.lock().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn a_record_whose_guesses_someone_spent_is_deposited_anew_and_said_so() {
+    let v = MemoryVault::new();
+    let k = key();
+    v.client()
+        .enable("the old password", &k, KSF)
+        .await
+        .unwrap();
+    // Someone holding the account spends every guess with logins it never finishes.
+    for _ in 0..10 {
+        let (_, request) = coffer_vault_core::client::start_login(&mut OsRng, b"a guess").unwrap();
+        let (message, _) = channel::seal_request(
+            v.fleet.keys(),
+            ACCOUNT.as_bytes(),
+            &Request::RecoverStart { request },
+        )
+        .unwrap();
+        (&v).call(message).await.unwrap();
+    }
+    let changed = v
+        .client()
+        .change_password(&k, "the new password", KSF)
+        .await
+        .unwrap();
+    assert!(changed.after_erasure, "the erasure went unreported");
+    assert_eq!(v.client().recover("the new password").await.unwrap(), k);
+    assert!(v.client().recover("the old password").await.is_err());
+}

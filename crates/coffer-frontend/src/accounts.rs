@@ -249,18 +249,17 @@ impl Accounts {
         let code = VerificationCode::parse(code)?;
         let _turn = self.writer_turn().await;
         let mut tx = self.pool.begin().await?;
-        let guard: Option<AnyRow> = sqlx::query(
-            "UPDATE verify_guard SET failures = failures WHERE account = $1
+        // Locks the guard row, creating it if it is missing: the purge may have removed an
+        // idle one between a code's issue and its check. (Without a code the transaction is
+        // rolled back, and nothing is left behind.)
+        let guard: AnyRow = sqlx::query(
+            "INSERT INTO verify_guard (account, failures, blocked_until) VALUES ($1, 0, 0)
+             ON CONFLICT (account) DO UPDATE SET failures = verify_guard.failures
              RETURNING blocked_until",
         )
         .bind(id.as_str())
-        .fetch_optional(&mut *tx)
+        .fetch_one(&mut *tx)
         .await?;
-        let Some(guard) = guard else {
-            // No code was ever issued to this account.
-            tx.rollback().await?;
-            return Err(AccountError::NoPendingCode);
-        };
         let blocked_until: i64 = guard.try_get(0)?;
         if blocked_until > now {
             tx.rollback().await?;

@@ -155,12 +155,20 @@ enum AddressKey {
 
 impl From<IpAddr> for AddressKey {
     fn from(ip: IpAddr) -> AddressKey {
+        AddressKey::of(ip, 64)
+    }
+}
+
+impl AddressKey {
+    /// `ip` as a key: IPv4 whole, IPv6 by its first `v6_bits` bits (56 or 64).
+    fn of(ip: IpAddr, v6_bits: u32) -> AddressKey {
         match ip {
             IpAddr::V4(v4) => AddressKey::V4(v4.octets()),
             IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
                 Some(v4) => AddressKey::V4(v4.octets()),
                 None => {
-                    let o = v6.octets();
+                    let masked = u128::from(v6) & (u128::MAX << (128 - v6_bits));
+                    let o = masked.to_be_bytes();
                     AddressKey::V6Prefix([o[0], o[1], o[2], o[3], o[4], o[5], o[6], o[7]])
                 }
             },
@@ -172,6 +180,8 @@ impl From<IpAddr> for AddressKey {
 struct Limit {
     by_address: Table,
     by_account: Table,
+    /// IPv6 addresses are keyed by this many leading bits.
+    v6_bits: u32,
 }
 
 impl Limit {
@@ -179,7 +189,14 @@ impl Limit {
         Limit {
             by_address: Table::new(address, BUCKETS_PER_TABLE, origin),
             by_account: Table::new(account, BUCKETS_PER_TABLE, origin),
+            v6_bits: 64,
         }
+    }
+
+    /// Keys IPv6 addresses by a shorter prefix.
+    fn by_v6_prefix(mut self, bits: u32) -> Limit {
+        self.v6_bits = bits;
+        self
     }
 
     fn check_account(&self, account: &AccountId, now: Instant) -> Result<(), Limited> {
@@ -190,7 +207,7 @@ impl Limit {
 
     fn check_address(&self, peer: IpAddr, now: Instant) -> Result<(), Limited> {
         self.by_address
-            .take(&AddressKey::from(peer), now)
+            .take(&AddressKey::of(peer, self.v6_bits), now)
             .map_err(|wait| Limited::new(wait, Scope::Address))
     }
 }
@@ -230,11 +247,14 @@ impl RateLimits {
         let origin = Instant::now();
         let limits = enabled.then(|| {
             Box::new(Limits {
+                // A home connection commonly holds a /56 (256 /64s): codes, which cost
+                // money to send, are limited by the /56.
                 code_requests: Limit::new(
                     CODE_REQUESTS_PER_ADDRESS,
                     CODE_REQUESTS_PER_ACCOUNT,
                     origin,
-                ),
+                )
+                .by_v6_prefix(56),
                 code_requests_in_all: Table::new(CODE_REQUESTS_IN_ALL, 8, origin),
                 code_checks: Limit::new(CODE_CHECKS_PER_ADDRESS, CODE_CHECKS_PER_ACCOUNT, origin),
                 vault_calls: Limit::new(VAULT_CALLS_PER_ADDRESS, VAULT_CALLS_PER_ACCOUNT, origin),

@@ -203,6 +203,15 @@ fn register_start<R: RngCore + CryptoRng>(
         state: State::Empty,
         pending_registration: Vec::new(),
     });
+    // A live record whose guesses are all spent (by logins never finished) is erased now,
+    // as the next RecoverStart would: no registration may start over it.
+    if let State::Live(live) = &record.state {
+        if live.guesses_left == 0 {
+            let max = live.max_guesses;
+            lock(&mut record, max);
+            return Ok(put(record, Response::Locked));
+        }
+    }
     // Replacing a live record (a new password) needs proof of K; a tombstone or no record
     // has nothing left to protect.
     if let State::Live(live) = &mut record.state {
@@ -263,6 +272,22 @@ fn register_finish(
         return reject("no such registration in progress");
     }
     let max_guesses = fleet.max_guesses();
+    // A replacement keeps the guesses already spent since the last successful recovery
+    // (the client's escrow check recovers at once, which restores them): a password change
+    // held back and delivered later must not refill the budget. A record with none left
+    // is erased, as the next RecoverStart would.
+    let (old_left, old_max) = match record.as_ref().map(|r| &r.state) {
+        Some(State::Live(old)) => (Some(old.guesses_left), old.max_guesses),
+        _ => (None, max_guesses),
+    };
+    let guesses_left = match (old_left, record) {
+        (Some(0), Some(mut spent)) => {
+            lock(&mut spent, old_max);
+            return put(spent, Response::Locked);
+        }
+        (Some(left), _) => left.min(max_guesses),
+        _ => max_guesses,
+    };
     let live = Live {
         registration_id: registration_id.to_vec(),
         password_file: ServerRegistration::<Suite>::finish(upload)
@@ -272,7 +297,7 @@ fn register_finish(
         auth_key,
         ksf,
         max_guesses,
-        guesses_left: max_guesses,
+        guesses_left,
         pending_login: Vec::new(),
         pending_login_id: Vec::new(),
         challenge: Vec::new(),
@@ -350,6 +375,11 @@ fn recover_start<R: RngCore + CryptoRng>(
     // (inside `started.message`) leaves the vault.
     live.guesses_left -= 1;
     live.pending_login = started.state.serialize().to_vec();
+    if live.guesses_left == 0 {
+        // The budget is spent: a registration started over the record must not outlive it
+        // (delivered later, it would bring the record back with fresh guesses).
+        record.pending_registration.clear();
+    }
     let mut login_id = vec![0u8; LOGIN_ID_LEN];
     rng.fill_bytes(&mut login_id);
     live.pending_login_id = login_id.clone();

@@ -193,9 +193,21 @@ fn a_withheld_registration_cannot_revive_a_locked_record() {
         },
     )
     .unwrap();
+    // Guesses as an attacker spends them: a RecoverStart each, never a RecoverFinish (its
+    // own client tells it locally that a guess is wrong), so nothing makes the vault lock.
     for _ in 0..10 {
-        recover(&mut v, ACCOUNT, b"a guess");
+        let (_, request) = client::start_login(&mut OsRng, b"a guess").unwrap();
+        v.call(ACCOUNT, &Request::RecoverStart { request });
     }
+    assert_eq!(v.guesses_left(ACCOUNT), Some(0));
+    v.deliver(ACCOUNT, &withheld).unwrap();
+    assert_eq!(
+        v.guesses_left(ACCOUNT),
+        Some(0),
+        "a withheld registration refilled a spent budget"
+    );
+    // And once locked, it stays locked.
+    recover(&mut v, ACCOUNT, b"a guess");
     assert!(matches!(
         v.record(ACCOUNT).unwrap().state,
         State::Locked { .. }
@@ -205,6 +217,33 @@ fn a_withheld_registration_cannot_revive_a_locked_record() {
         matches!(v.record(ACCOUNT).unwrap().state, State::Locked { .. }),
         "a withheld registration revived the erased record"
     );
+}
+
+/// A withheld password change delivered after some guesses were spent must not refill the
+/// budget either: the guesses between two successful recoveries stay bounded.
+#[test]
+fn a_password_change_keeps_the_guesses_already_spent() {
+    let mut v = MemoryVault::new();
+    register(&mut v, ACCOUNT, b"old password", &K);
+    for _ in 0..7 {
+        recover(&mut v, ACCOUNT, b"a guess");
+    }
+    assert_eq!(v.guesses_left(ACCOUNT), Some(3));
+    assert!(matches!(
+        register(&mut v, ACCOUNT, b"new password", &K),
+        Response::Registered { .. }
+    ));
+    assert_eq!(
+        v.guesses_left(ACCOUNT),
+        Some(3),
+        "a replacement refilled the budget"
+    );
+    // A successful recovery, as the client's escrow check makes at once, restores it.
+    assert!(matches!(
+        recover(&mut v, ACCOUNT, b"new password").0,
+        Response::Recovered { .. }
+    ));
+    assert_eq!(v.guesses_left(ACCOUNT), Some(10));
 }
 
 /// Someone else holding the account starts a login while the owner's is in progress: the

@@ -63,6 +63,9 @@ pub enum VaultStatus {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Enabled {
     pub max_guesses: u16,
+    /// The account's record had been erased (its guesses spent by logins this device did
+    /// not make) and K was deposited anew: someone may have been guessing.
+    pub after_erasure: bool,
 }
 
 /// How often a proof of K is retried when another request on the account took its
@@ -92,7 +95,7 @@ fn unexpected(response: Response) -> ClientError {
             "the vault refused: replacing or deleting this record needs the backup key; run `coffer change-password` or `coffer disable` on a device that holds it"
                 .into(),
         ),
-        Response::Superseded => ClientError::Superseded,
+        Response::Superseded => ClientError::Superseded { guesses_left: None },
         Response::Rejected { reason } => {
             ClientError::Internal(format!("the vault rejected a request: {reason}"))
         }
@@ -197,9 +200,9 @@ impl<T: VaultTransport> PasswordVault<T> {
         ksf: KsfParams,
     ) -> Result<Enabled, ClientError> {
         policy::check_new(password)?;
-        let max_guesses = self.register(password, k, ksf, Purpose::Enable).await?;
+        let enabled = self.register(password, k, ksf, Purpose::Enable).await?;
         self.check_escrow(password, k).await?;
-        Ok(Enabled { max_guesses })
+        Ok(enabled)
     }
 
     /// Replaces the live record with one for `password`, proving K, then checks it by
@@ -211,11 +214,11 @@ impl<T: VaultTransport> PasswordVault<T> {
         ksf: KsfParams,
     ) -> Result<Enabled, ClientError> {
         policy::check_new(password)?;
-        let max_guesses = self
+        let enabled = self
             .register(password, k, ksf, Purpose::ChangePassword)
             .await?;
         self.check_escrow(password, k).await?;
-        Ok(Enabled { max_guesses })
+        Ok(enabled)
     }
 
     /// Recovers K with `password`. A wrong password costs one guess and is reported with the
@@ -224,15 +227,16 @@ impl<T: VaultTransport> PasswordVault<T> {
         policy::check_any(password)?;
         let pw = password.as_bytes();
         let (state, request) = client::start_login(&mut OsRng, pw).map_err(step_error)?;
-        let (login_id, response, ksf) = match self.call(&Request::RecoverStart { request }).await? {
-            Response::RecoverStarted {
-                login_id,
-                response,
-                ksf,
-                ..
-            } => (login_id, response, ksf),
-            other => return Err(unexpected(other)),
-        };
+        let (login_id, response, ksf, guesses_left) =
+            match self.call(&Request::RecoverStart { request }).await? {
+                Response::RecoverStarted {
+                    login_id,
+                    response,
+                    ksf,
+                    guesses_left,
+                } => (login_id, response, ksf, guesses_left),
+                other => return Err(unexpected(other)),
+            };
         let outcome = client::finish_login(
             &mut OsRng,
             state,
@@ -268,6 +272,13 @@ impl<T: VaultTransport> PasswordVault<T> {
             (Response::WrongPassword { guesses_left }, _) => {
                 Err(ClientError::WrongPassword { guesses_left })
             }
+            // Another login replaced this one. When this client already knows the password
+            // is wrong, that is what it says (the guess was spent at the start); otherwise
+            // the attempt used a guess and judged nothing.
+            (Response::Superseded, None) => Err(ClientError::WrongPassword { guesses_left }),
+            (Response::Superseded, Some(_)) => Err(ClientError::Superseded {
+                guesses_left: Some(guesses_left),
+            }),
             (Response::Recovered { .. }, None) => Err(ClientError::VaultMisbehaved(
                 "the vault accepted a login this client could not finish".into(),
             )),
@@ -298,7 +309,7 @@ impl<T: VaultTransport> PasswordVault<T> {
                 other => return Err(unexpected(other)),
             }
         }
-        Err(ClientError::Superseded)
+        Err(ClientError::Superseded { guesses_left: None })
     }
 
     /// A registration; over a live record, with proof of K.
@@ -308,7 +319,7 @@ impl<T: VaultTransport> PasswordVault<T> {
         k: &BackupKey,
         ksf: KsfParams,
         purpose: Purpose,
-    ) -> Result<u16, ClientError> {
+    ) -> Result<Enabled, ClientError> {
         if !ksf.is_sane() {
             return Err(ClientError::Usage(format!(
                 "Argon2id parameters out of bounds: {ksf:?}"
@@ -317,6 +328,7 @@ impl<T: VaultTransport> PasswordVault<T> {
         let pw = password.as_bytes();
         let auth_key = derive_auth_key(k.as_bytes());
         let mut started = None;
+        let mut after_erasure = false;
         for _ in 0..CHALLENGE_TRIES {
             let (state, request) =
                 client::start_registration(&mut OsRng, pw).map_err(step_error)?;
@@ -348,6 +360,12 @@ impl<T: VaultTransport> PasswordVault<T> {
                 }
                 // Another request took the challenge meanwhile: a new one.
                 Response::Superseded => continue,
+                // The record's guesses were all spent (by someone else's unfinished
+                // logins): the vault erased it; this device, holding K, deposits it anew.
+                Response::Locked => {
+                    after_erasure = true;
+                    continue;
+                }
                 Response::Unauthorized if purpose == Purpose::Enable => {
                     return Err(ClientError::Usage(
                         "the vault holds a record for this account that this device's key does not open: either password mode is on for this account on another device (recover the key with `coffer restore`), or someone who took over the account registered one (then wrong passwords will erase it)"
@@ -357,7 +375,8 @@ impl<T: VaultTransport> PasswordVault<T> {
                 other => return Err(unexpected(other)),
             }
         }
-        let (state, registration_id, response) = started.ok_or(ClientError::Superseded)?;
+        let (state, registration_id, response) =
+            started.ok_or(ClientError::Superseded { guesses_left: None })?;
         let registration = client::finish_registration(
             &mut OsRng,
             state,
@@ -379,7 +398,10 @@ impl<T: VaultTransport> PasswordVault<T> {
             })
             .await;
         match finished {
-            Ok(Response::Registered { max_guesses }) => Ok(max_guesses),
+            Ok(Response::Registered { max_guesses }) => Ok(Enabled {
+                max_guesses,
+                after_erasure,
+            }),
             Ok(other) => Err(unexpected(other)),
             // The vault may have committed it: only running the command again settles it
             // (its new registration voids this one if it did not land).

@@ -101,4 +101,26 @@ mod tests {
         // "failed" keeps its failure; "kept" has a credential; "gone" is gone.
         assert_eq!(count("verify_guard").await, 2);
     }
+
+    /// The purge's race on PostgreSQL, played out: a guard row deleted while its account's
+    /// fresh code is pending. The check still works, and counts.
+    #[tokio::test]
+    async fn a_code_whose_guard_row_was_purged_still_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("a.db").display());
+        let accounts = Accounts::connect(&url, CodeKey::generate()).await.unwrap();
+        let alice = AccountId::parse("alice").unwrap();
+        let code = accounts.register(&alice, 1_000).await.unwrap();
+        sqlx::query("DELETE FROM verify_guard")
+            .execute(&accounts.pool)
+            .await
+            .unwrap();
+        assert!(accounts.verify(&alice, "00000000", 1_001).await.is_err());
+        let failures: (i64,) = sqlx::query_as("SELECT failures FROM verify_guard")
+            .fetch_one(&accounts.pool)
+            .await
+            .unwrap();
+        assert_eq!(failures.0, 1, "the wrong code was counted");
+        accounts.verify(&alice, code.as_str(), 1_002).await.unwrap();
+    }
 }

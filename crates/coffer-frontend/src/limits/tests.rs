@@ -119,7 +119,17 @@ fn attack_a_flood_from_many_addresses_does_not_make_the_limiter_forget() {
     // the first few hundred the front-end's budget in all refuses them, but only after
     // their address and account buckets were charged, which is what this is about.)
     for i in 0..1_000_000u32 {
-        let peer = IpAddr::from([0x2001, 0xdb8, (i >> 16) as u16, i as u16, 0, 0, 0, 1]);
+        // Distinct /56s, so that only the table's size limits them.
+        let peer = IpAddr::from([
+            0x2001,
+            0xdb8,
+            (i >> 8) as u16,
+            ((i & 0xff) << 8) as u16,
+            0,
+            0,
+            0,
+            1,
+        ]);
         let fresh = id(&format!("id-{i}"));
         let r = l.check_at(Action::CodeRequest, peer, &fresh, t0);
         assert!(
@@ -153,20 +163,32 @@ fn attack_wrong_codes_do_not_lock_the_owner_out_of_the_vault() {
 }
 
 #[test]
-fn an_ipv6_slash_64_is_one_address() {
+fn an_ipv6_slash_64_is_one_address_and_a_slash_56_one_for_codes() {
     let l = RateLimits::default();
     let t0 = Instant::now();
-    let allowed = (0..100u32)
+    let allowed = (0..400u32)
         .filter(|i| {
             let host = ip(&format!("2001:db8:0:1:{i:x}::{i:x}"));
             let fresh = id(&format!("id-{i}"));
-            l.check_at(Action::CodeRequest, host, &fresh, t0).is_ok()
+            l.check_at(Action::VaultCall, host, &fresh, t0).is_ok()
+        })
+        .count();
+    assert_eq!(allowed, VAULT_CALLS_PER_ADDRESS.burst as usize);
+    // The next /64 is someone else.
+    let next = ip("2001:db8:0:2::1");
+    assert_eq!(l.check_at(Action::VaultCall, next, &id("x"), t0), Ok(()));
+    // Code requests, which cost money to send, count a /56 as one address: its 256 /64s
+    // share one budget.
+    let allowed = (0..256u32)
+        .filter(|i| {
+            let host = ip(&format!("2001:db8:0:{i:x}::1"));
+            l.check_at(Action::CodeRequest, host, &id(&format!("c-{i}")), t0)
+                .is_ok()
         })
         .count();
     assert_eq!(allowed, CODE_REQUESTS_PER_ADDRESS.burst as usize);
-    // The next /64 is someone else.
-    let next = ip("2001:db8:0:2::1");
-    assert_eq!(l.check_at(Action::CodeRequest, next, &id("x"), t0), Ok(()));
+    let next = ip("2001:db8:0:100::1");
+    assert_eq!(l.check_at(Action::CodeRequest, next, &id("y"), t0), Ok(()));
 }
 
 #[test]
@@ -313,11 +335,11 @@ fn a_request_refused_by_its_address_creates_no_account_bucket() {
 fn code_requests_from_many_addresses_meet_a_limit_in_all() {
     let l = RateLimits::default();
     let t0 = Instant::now();
-    // Every request from a /64 of its own, for an id of its own: only the shared budget
+    // Every request from a /56 of its own, for an id of its own: only the shared budget
     // can stop them.
     let allowed = (0..1000u32)
         .filter(|i| {
-            let peer: IpAddr = format!("2001:db8:{:x}:{:x}::1", i >> 16, i & 0xffff)
+            let peer: IpAddr = format!("2001:db8:{:x}:{:x}00::1", i >> 8, i & 0xff)
                 .parse()
                 .unwrap();
             l.check_at(Action::CodeRequest, peer, &id(&format!("id-{i}")), t0)
