@@ -127,6 +127,33 @@ const SCHEMA: [&str; 5] = [
     "CREATE INDEX IF NOT EXISTS pending_codes_by_expiry ON pending_codes (expires_at)",
 ];
 
+/// The first statement of every register or verify transaction: locks the account's guard
+/// row (a write, so that SQLite takes its write lock at once), creating it when missing
+/// (new accounts; or an idle row the purge removed between a code's issue and its check;
+/// a transaction that then finds no code rolls back and leaves nothing). Refuses while the
+/// account's checks are paused.
+async fn lock_guard(
+    tx: &mut Transaction<'_, Any>,
+    id: &AccountId,
+    now: i64,
+) -> Result<(), AccountError> {
+    let guard: AnyRow = sqlx::query(
+        "INSERT INTO verify_guard (account, failures, blocked_until) VALUES ($1, 0, 0)
+         ON CONFLICT (account) DO UPDATE SET failures = verify_guard.failures
+         RETURNING blocked_until",
+    )
+    .bind(id.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
+    let blocked_until: i64 = guard.try_get(0)?;
+    if blocked_until > now {
+        return Err(AccountError::TooManyFailures {
+            retry_after_secs: wait(blocked_until, now),
+        });
+    }
+    Ok(())
+}
+
 /// Seconds from `now` to `until`, at least 1 (a refusal never says "retry in 0 s").
 fn wait(until: i64, now: i64) -> u64 {
     u64::try_from(until.saturating_sub(now)).unwrap_or(0).max(1)
@@ -205,22 +232,8 @@ impl Accounts {
         let code = VerificationCode::random(&mut OsRng);
         let _turn = self.writer_turn().await;
         let mut tx = self.pool.begin().await?;
-        // Creates the guard row or locks it (a write first, as in `verify`).
-        let guard: AnyRow = sqlx::query(
-            "INSERT INTO verify_guard (account, failures, blocked_until) VALUES ($1, 0, 0)
-             ON CONFLICT (account) DO UPDATE SET failures = verify_guard.failures
-             RETURNING blocked_until",
-        )
-        .bind(id.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        let blocked_until: i64 = guard.try_get(0)?;
-        if blocked_until > now {
-            tx.rollback().await?;
-            return Err(AccountError::TooManyFailures {
-                retry_after_secs: wait(blocked_until, now),
-            });
-        }
+        // (On a refusal the transaction is dropped, which rolls it back.)
+        lock_guard(&mut tx, id, now).await?;
         sqlx::query("DELETE FROM pending_codes WHERE account = $1")
             .bind(id.as_str())
             .execute(&mut *tx)
@@ -249,24 +262,8 @@ impl Accounts {
         let code = VerificationCode::parse(code)?;
         let _turn = self.writer_turn().await;
         let mut tx = self.pool.begin().await?;
-        // Locks the guard row, creating it if it is missing: the purge may have removed an
-        // idle one between a code's issue and its check. (Without a code the transaction is
-        // rolled back, and nothing is left behind.)
-        let guard: AnyRow = sqlx::query(
-            "INSERT INTO verify_guard (account, failures, blocked_until) VALUES ($1, 0, 0)
-             ON CONFLICT (account) DO UPDATE SET failures = verify_guard.failures
-             RETURNING blocked_until",
-        )
-        .bind(id.as_str())
-        .fetch_one(&mut *tx)
-        .await?;
-        let blocked_until: i64 = guard.try_get(0)?;
-        if blocked_until > now {
-            tx.rollback().await?;
-            return Err(AccountError::TooManyFailures {
-                retry_after_secs: wait(blocked_until, now),
-            });
-        }
+        // (On a refusal the transaction is dropped, which rolls it back.)
+        lock_guard(&mut tx, id, now).await?;
         // Claims one of the code's tries, atomically: the code is only compared after this.
         let claimed: Option<AnyRow> = sqlx::query(
             "UPDATE pending_codes SET attempts = attempts + 1
