@@ -319,6 +319,5 @@ pub async fn vault_status(
     let s = server(&config)?;
     let credential = profile.load_credential()?;
     let fe = frontend(s)?;
-    let v = vault(&fe, s, &credential)?;
-    Ok((v.status().await?, v.holds_key(key).await?))
+    Ok(vault(&fe, s, &credential)?.status_of_key(key).await?)
 }

@@ -113,6 +113,19 @@ async fn the_password_brings_back_the_key_and_only_the_password_does() {
         }
     );
     assert_eq!(v.client().recover("hunter2hunter2").await.unwrap(), k);
+    // The vault proves the record is this key's, and not another's.
+    let live = VaultStatus::Live {
+        guesses_left: 10,
+        max_guesses: 10,
+    };
+    assert_eq!(
+        v.client().status_of_key(&k).await.unwrap(),
+        (live, Some(true))
+    );
+    assert_eq!(
+        v.client().status_of_key(&key()).await.unwrap(),
+        (live, Some(false))
+    );
     match v.client().recover("hunter3hunter3").await {
         Err(ClientError::WrongPassword { guesses_left: 9 }) => {}
         Err(e) => panic!("{e}"),

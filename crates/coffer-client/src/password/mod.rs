@@ -145,47 +145,51 @@ impl<T: VaultTransport> PasswordVault<T> {
     }
 
     pub async fn status(&self) -> Result<VaultStatus, ClientError> {
-        match self.call(&Request::Status { nonce: Vec::new() }).await? {
-            Response::NotFound => Ok(VaultStatus::Missing),
-            Response::Status {
-                locked: true,
-                max_guesses,
-                ..
-            } => Ok(VaultStatus::Locked { max_guesses }),
-            Response::Status {
-                guesses_left,
-                max_guesses,
-                ..
-            } => Ok(VaultStatus::Live {
-                guesses_left,
-                max_guesses,
-            }),
-            other => Err(unexpected(other)),
-        }
+        Ok(self.status_with(Vec::new()).await?.0)
     }
 
-    /// Whether the account's live record is the one `k` made (not one somebody who took over
-    /// the account registered over it); `None` when there is no live record.
-    pub async fn holds_key(&self, k: &BackupKey) -> Result<Option<bool>, ClientError> {
+    /// The status, and whether the account's live record is the one `k` made (not one
+    /// somebody who took over the account registered over it; `None` when there is no live
+    /// record), in one round trip.
+    pub async fn status_of_key(
+        &self,
+        k: &BackupKey,
+    ) -> Result<(VaultStatus, Option<bool>), ClientError> {
         let mut nonce = vec![0u8; 32];
         coffer_format::key::fill_random(&mut nonce)?;
-        match self
-            .call(&Request::Status {
-                nonce: nonce.clone(),
-            })
-            .await?
-        {
-            Response::Status {
-                locked: false,
-                proof,
-                ..
-            } => Ok(Some(client::check_ownership(
+        let (status, proof) = self.status_with(nonce.clone()).await?;
+        let holds = matches!(status, VaultStatus::Live { .. }).then(|| {
+            client::check_ownership(
                 derive_auth_key(k.as_bytes()).as_ref(),
                 self.account(),
                 &nonce,
                 &proof,
-            ))),
-            Response::Status { .. } | Response::NotFound => Ok(None),
+            )
+        });
+        Ok((status, holds))
+    }
+
+    /// `Status` with `nonce` (empty for no ownership proof); the status and the proof.
+    async fn status_with(&self, nonce: Vec<u8>) -> Result<(VaultStatus, Vec<u8>), ClientError> {
+        match self.call(&Request::Status { nonce }).await? {
+            Response::NotFound => Ok((VaultStatus::Missing, Vec::new())),
+            Response::Status {
+                locked: true,
+                max_guesses,
+                ..
+            } => Ok((VaultStatus::Locked { max_guesses }, Vec::new())),
+            Response::Status {
+                guesses_left,
+                max_guesses,
+                proof,
+                ..
+            } => Ok((
+                VaultStatus::Live {
+                    guesses_left,
+                    max_guesses,
+                },
+                proof,
+            )),
             other => Err(unexpected(other)),
         }
     }
