@@ -1,7 +1,7 @@
 //! `coffer demo`: a whole backup and restore on embedded defaults, told step by step.
 
 use std::fs;
-use std::os::unix::fs::{symlink, PermissionsExt};
+use std::os::unix::fs::{symlink, DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -36,6 +36,12 @@ pub async fn run(out: &Output, keep: Option<PathBuf>) -> Result<()> {
     };
     let phone_a = root.join("phone-a");
     let phone_b = root.join("phone-b");
+    // The phones' profiles live in here: owner-only whatever the umask, as Coffer refuses
+    // a profile that other users could change.
+    fs::set_permissions(&root, fs::Permissions::from_mode(0o700))?;
+    for phone in [&phone_a, &phone_b] {
+        fs::DirBuilder::new().mode(0o700).create(phone)?;
+    }
     let cloud = root.join("cloud-drive");
     let chats = phone_a.join("chat-history");
     let step = |n: u32, text: &str| out.say(format!("\n[{n}/11] {text}"));

@@ -105,6 +105,9 @@ pub enum ClientError {
     /// A stage stopped because another stage failed; that stage's error is the real one.
     #[error("a pipeline stage stopped early")]
     PipelineStopped,
+    /// The profile folder or one of its files could be changed (or read) by another user.
+    #[error(transparent)]
+    UnsafeProfile(#[from] crate::private_dir::UnsafeProfile),
 }
 
 fn superseded(guesses_left: Option<u16>) -> String {
@@ -118,7 +121,9 @@ fn superseded(guesses_left: Option<u16>) -> String {
 impl ClientError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            ClientError::Usage(_) | ClientError::TargetExists(_) => ErrorClass::Usage,
+            ClientError::Usage(_)
+            | ClientError::TargetExists(_)
+            | ClientError::UnsafeProfile(_) => ErrorClass::Usage,
             ClientError::WrongKey | ClientError::WrongPassword { .. } => ErrorClass::WrongKey,
             ClientError::Locked => ErrorClass::Locked,
             ClientError::VaultKeyMismatch { .. }

@@ -7,6 +7,7 @@ pub mod frontend_http;
 pub mod password;
 pub mod pipe;
 pub mod pipeline;
+pub mod private_dir;
 pub mod profile;
 pub mod progress;
 mod staging;

@@ -1,15 +1,17 @@
 //! A profile: this device's Coffer settings and secrets, in a directory only its owner
-//! can read.
+//! can read or change. Every use checks the folder, the folders above it and the file the
+//! way ssh's StrictModes does ([`crate::private_dir`]): another user who could replace
+//! `key` would have the next backups encrypted to their key.
 //!
 //! ```text
-//! config.toml   mode, storage location, cipher, last backup
+//! config.toml   mode, storage location and credentials, cipher, last backup, pinned fleet
 //! key           K as 64 hex digits (mode "key")
+//! key.pending   K of a password-mode enable not finished yet
+//! credential    the account's bearer credential (password mode)
 //! ```
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use coffer_format::BackupKey;
@@ -18,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use zeroize::Zeroizing;
 
 use crate::error::ClientError;
+use crate::private_dir::PrivateDir;
 
 const CONFIG_FILE: &str = "config.toml";
 const KEY_FILE: &str = "key";
@@ -140,87 +143,111 @@ impl Profile {
         &self.dir
     }
 
-    /// Creates the profile directory, owner-only, if it is missing. An existing directory
-    /// keeps its mode (it may be one the user named, such as `~`); the files inside are
-    /// owner-only regardless.
-    fn ensure_dir(&self) -> Result<(), ClientError> {
-        if self.dir.is_dir() {
-            return Ok(());
+    /// The profile folder, checked (see [`crate::private_dir`]); `None` when it does not
+    /// exist yet.
+    fn existing_dir(&self) -> Result<Option<PrivateDir>, ClientError> {
+        PrivateDir::open(&self.dir)
+    }
+
+    /// The profile folder, checked, created owner-only (0700) if it is missing. An
+    /// existing folder keeps its mode (it may be one the user named, such as `~`), but it
+    /// must pass the same checks.
+    fn dir_for_writing(&self) -> Result<PrivateDir, ClientError> {
+        PrivateDir::open_or_create(&self.dir)
+    }
+
+    /// File `name` of the profile, checked; `None` when it (or the profile) is missing.
+    fn read(&self, name: &str) -> Result<Option<Zeroizing<Vec<u8>>>, ClientError> {
+        match self.existing_dir()? {
+            Some(dir) => dir.read(name),
+            None => Ok(None),
         }
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&self.dir)
-            .map_err(|e| ClientError::io("cannot create", &self.dir, e))
+    }
+
+    /// File `name` as text.
+    fn read_text(&self, name: &str) -> Result<Option<Zeroizing<String>>, ClientError> {
+        let Some(bytes) = self.read(name)? else {
+            return Ok(None);
+        };
+        match std::str::from_utf8(&bytes) {
+            Ok(text) => Ok(Some(Zeroizing::new(text.to_owned()))),
+            Err(_) => Err(ClientError::Usage(format!(
+                "{} is not valid: it is not UTF-8 text",
+                self.dir.join(name).display()
+            ))),
+        }
     }
 
     pub fn load_config(&self) -> Result<Config, ClientError> {
-        let path = self.dir.join(CONFIG_FILE);
-        match fs::read_to_string(&path) {
-            Ok(text) => toml::from_str(&text)
-                .map_err(|e| ClientError::Usage(format!("{} is not valid: {e}", path.display()))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(Config::default()),
-            Err(e) => Err(ClientError::io("cannot read", path, e)),
+        match self.read_text(CONFIG_FILE)? {
+            Some(text) => toml::from_str(&text).map_err(|e| {
+                ClientError::Usage(format!(
+                    "{} is not valid: {e}",
+                    self.dir.join(CONFIG_FILE).display()
+                ))
+            }),
+            None => Ok(Config::default()),
         }
     }
 
     pub fn save_config(&self, config: &Config) -> Result<(), ClientError> {
-        let text = toml::to_string(config)
-            .map_err(|e| ClientError::Internal(format!("cannot encode the config: {e}")))?;
-        self.write_private(CONFIG_FILE, text.as_bytes())
+        let text = Zeroizing::new(
+            toml::to_string(config)
+                .map_err(|e| ClientError::Internal(format!("cannot encode the config: {e}")))?,
+        );
+        self.dir_for_writing()?
+            .write_atomic(CONFIG_FILE, text.as_bytes())
     }
 
     pub fn save_key(&self, key: &BackupKey) -> Result<(), ClientError> {
         let mut text = key.to_display();
         text.push('\n');
-        self.write_private(KEY_FILE, text.as_bytes())
+        self.dir_for_writing()?
+            .write_atomic(KEY_FILE, text.as_bytes())
     }
 
+    /// Whether the profile has a key file. Only a hint: [`Profile::load_key`] checks it.
     pub fn has_key(&self) -> bool {
-        self.dir.join(KEY_FILE).exists()
+        fs::symlink_metadata(self.dir.join(KEY_FILE)).is_ok()
     }
 
     pub fn load_key(&self) -> Result<BackupKey, ClientError> {
-        let path = self.dir.join(KEY_FILE);
-        let text = match fs::read_to_string(&path) {
-            Ok(t) => Zeroizing::new(t),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Err(ClientError::Usage(format!(
-                    "encrypted backups are not enabled in profile {}; run `coffer enable --key` first",
-                    self.dir.display()
-                )))
-            }
-            Err(e) => return Err(ClientError::io("cannot read", path, e)),
+        let Some(text) = self.read_text(KEY_FILE)? else {
+            return Err(ClientError::Usage(format!(
+                "encrypted backups are not enabled in profile {}; run `coffer enable --key` first",
+                self.dir.display()
+            )));
         };
-        BackupKey::parse(&text)
-            .map_err(|e| ClientError::Usage(format!("{} is damaged: {e}", path.display())))
+        BackupKey::parse(&text).map_err(|e| {
+            ClientError::Usage(format!(
+                "{} is damaged: {e}",
+                self.dir.join(KEY_FILE).display()
+            ))
+        })
     }
 
     /// Stores the account's bearer credential (owner-only).
     pub fn save_credential(&self, credential: &str) -> Result<(), ClientError> {
-        self.write_private(CREDENTIAL_FILE, credential.as_bytes())
+        self.dir_for_writing()?
+            .write_atomic(CREDENTIAL_FILE, credential.as_bytes())
     }
 
     pub fn load_credential(&self) -> Result<Zeroizing<String>, ClientError> {
-        let path = self.dir.join(CREDENTIAL_FILE);
-        match fs::read_to_string(&path) {
-            Ok(t) => Ok(Zeroizing::new(t.trim().to_string())),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(ClientError::Usage(
+        match self.read_text(CREDENTIAL_FILE)? {
+            Some(t) => Ok(Zeroizing::new(t.trim().to_string())),
+            None => Err(ClientError::Usage(
                 "this profile has no verified account; run `coffer account register` and `coffer account verify`"
                     .into(),
             )),
-            Err(e) => Err(ClientError::io("cannot read", path, e)),
         }
     }
 
     pub fn remove_key(&self) -> Result<(), ClientError> {
+        let Some(dir) = self.existing_dir()? else {
+            return Ok(());
+        };
         for name in [KEY_FILE, PENDING_KEY_FILE] {
-            let path = self.dir.join(name);
-            match fs::remove_file(&path) {
-                Ok(()) => {}
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-                Err(e) => return Err(ClientError::io("cannot remove", path, e)),
-            }
+            dir.remove(name)?;
         }
         Ok(())
     }
@@ -228,50 +255,31 @@ impl Profile {
     /// The K of an unfinished password-mode enable, or a new one, kept until
     /// [`Profile::commit_pending_key`].
     pub fn pending_key(&self) -> Result<BackupKey, ClientError> {
-        let path = self.dir.join(PENDING_KEY_FILE);
-        match fs::read_to_string(&path) {
-            Ok(text) => BackupKey::parse(&Zeroizing::new(text))
-                .map_err(|e| ClientError::Usage(format!("{} is damaged: {e}", path.display()))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        let dir = self.dir_for_writing()?;
+        let damaged = |why: String| {
+            ClientError::Usage(format!(
+                "{} is damaged: {why}",
+                self.dir.join(PENDING_KEY_FILE).display()
+            ))
+        };
+        match dir.read(PENDING_KEY_FILE)? {
+            Some(bytes) => {
+                let text = std::str::from_utf8(&bytes).map_err(|_| damaged("not text".into()))?;
+                BackupKey::parse(text).map_err(|e| damaged(e.to_string()))
+            }
+            None => {
                 let key = BackupKey::generate()?;
                 let mut text = Zeroizing::new(key.to_display());
                 text.push('\n');
-                self.write_private(PENDING_KEY_FILE, text.as_bytes())?;
+                dir.write_atomic(PENDING_KEY_FILE, text.as_bytes())?;
                 Ok(key)
             }
-            Err(e) => Err(ClientError::io("cannot read", path, e)),
         }
     }
 
     /// Makes the pending K this profile's key.
     pub fn commit_pending_key(&self) -> Result<(), ClientError> {
-        let (from, to) = (self.dir.join(PENDING_KEY_FILE), self.dir.join(KEY_FILE));
-        fs::rename(&from, &to)
-            .and_then(|()| fs::File::open(&self.dir)?.sync_all())
-            .map_err(|e| ClientError::io("cannot write", to, e))
-    }
-
-    /// Writes a file readable by the owner only, atomically (temporary file, fsync, rename).
-    fn write_private(&self, name: &str, data: &[u8]) -> Result<(), ClientError> {
-        self.ensure_dir()?;
-        let path = self.dir.join(name);
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let write = || -> io::Result<()> {
-            let _ = fs::remove_file(&tmp);
-            let mut f = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .open(&tmp)?;
-            f.write_all(data)?;
-            f.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            fs::File::open(&self.dir)?.sync_all()
-        };
-        write().map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            ClientError::io("cannot write", &path, e)
-        })
+        self.dir_for_writing()?.rename(PENDING_KEY_FILE, KEY_FILE)
     }
 }
 
