@@ -108,6 +108,10 @@ pub enum ClientError {
     /// The profile folder or one of its files could be changed (or read) by another user.
     #[error(transparent)]
     UnsafeProfile(#[from] crate::private_dir::UnsafeProfile),
+    /// A source file got shorter while it was read: its archive entry had its length
+    /// already, so the backup was abandoned rather than filled with zeros.
+    #[error("{} shrank from {size} to {read} bytes while it was read; nothing was stored and earlier backups are untouched; run the backup again, when the file is not being written", .path.display())]
+    SourceShrank { path: PathBuf, size: u64, read: u64 },
 }
 
 fn superseded(guesses_left: Option<u16>) -> String {
@@ -144,7 +148,8 @@ impl ClientError {
             | ClientError::Storage { .. }
             | ClientError::Random(_)
             | ClientError::Internal(_)
-            | ClientError::PipelineStopped => ErrorClass::Io,
+            | ClientError::PipelineStopped
+            | ClientError::SourceShrank { .. } => ErrorClass::Io,
             ClientError::NoBackups(_)
             | ClientError::BackupNotFound(_)
             | ClientError::StorageMissing(_) => ErrorClass::NotFound,
@@ -160,7 +165,8 @@ impl ClientError {
             ClientError::Unreachable(_)
             | ClientError::VaultUnavailable
             | ClientError::Superseded { .. }
-            | ClientError::RateLimited { .. } => true,
+            | ClientError::RateLimited { .. }
+            | ClientError::SourceShrank { .. } => true,
             ClientError::Io { source, .. } => matches!(
                 source.kind(),
                 io::ErrorKind::Interrupted | io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock

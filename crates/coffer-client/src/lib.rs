@@ -10,6 +10,7 @@ pub mod pipeline;
 pub mod private_dir;
 pub mod profile;
 pub mod progress;
+pub mod source_files;
 mod staging;
 pub mod storage;
 pub mod vault_http;

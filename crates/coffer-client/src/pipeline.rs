@@ -19,10 +19,11 @@ use coffer_format::{BackupKey, Cipher, DecryptReader, EncryptWriter, KeyId};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
-use crate::archive::{self, ArchiveSummary, Sink};
+use crate::archive::{self, ArchiveSummary, PackReport, Sink};
 use crate::error::ClientError;
 use crate::pipe::{pump, sync_pipe, PipeReader, PipeWriter, BLOCK, DEPTH};
 use crate::progress::Progress;
+use crate::source_files::SourceWarning;
 use crate::staging::{sibling_name, Staging, Target};
 use crate::storage::{new_backup_id, Storage, StoredBackup};
 
@@ -52,6 +53,9 @@ pub struct BackupReport {
     pub contents: ArchiveSummary,
     pub cipher: &'static str,
     pub key_id: String,
+    /// Files that changed, vanished or were replaced while they were read: the backup
+    /// holds what was read (see [`crate::source_files`]).
+    pub warnings: Vec<SourceWarning>,
 }
 
 /// What a restore or verify found.
@@ -115,7 +119,7 @@ pub async fn backup(
     };
     let srcs = sources.to_vec();
     let prog = progress.clone();
-    let pack = tokio::task::spawn_blocking(move || -> Result<ArchiveSummary, ClientError> {
+    let pack = tokio::task::spawn_blocking(move || -> Result<PackReport, ClientError> {
         let stage = |e: io::Error| ClientError::from_pipe_io("backup", e);
         let mut z = zstd::stream::Encoder::new(plain_tx, level).map_err(stage)?;
         z.multithread(zstd_workers()).map_err(stage)?;
@@ -127,10 +131,10 @@ pub async fn backup(
             inner: z,
             progress: prog,
         };
-        let (summary, counted) = archive::pack(&srcs, counted)?;
+        let (packed, counted) = archive::pack_reporting(&srcs, counted)?;
         let pipe = counted.inner.finish().map_err(stage)?;
         pipe.finish().map_err(stage)?;
-        Ok(summary)
+        Ok(packed)
     });
 
     // Stage 2: encrypt.
@@ -163,8 +167,8 @@ pub async fn backup(
 
     let packed = join(pack).await;
     let encrypted = join(encrypt).await;
-    let contents = match (packed, encrypted, uploaded) {
-        (Ok(contents), Ok(()), Ok(())) => contents,
+    let packed = match (packed, encrypted, uploaded) {
+        (Ok(packed), Ok(()), Ok(())) => packed,
         (p, e, u) => {
             upload.abort().await;
             progress.finish();
@@ -176,9 +180,10 @@ pub async fn backup(
     Ok(BackupReport {
         id,
         stored_bytes,
-        contents,
+        contents: packed.summary,
         cipher: options.cipher.name(),
         key_id: key_id.to_string(),
+        warnings: packed.warnings,
     })
 }
 

@@ -88,6 +88,8 @@ pub fn check_entry_path(raw: &[u8]) -> Result<PathBuf, ClientError> {
     Ok(clean)
 }
 
+pub use pack::{pack_reporting, PackReport};
+
 #[cfg(test)]
 mod tests {
     use super::*;
