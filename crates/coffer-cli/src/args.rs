@@ -11,7 +11,8 @@ use clap::{Args, Parser, Subcommand};
     about = "End-to-end encrypted backups guarded by a key only you hold",
     after_help = "Exit codes: 0 ok, 1 other error, 2 usage error, 3 wrong key or password, \
 4 record locked, 5 integrity failure, 6 I/O or storage error, 7 server unreachable, 8 not found, \
-9 made by a newer Coffer, 10 rate limited (retry later), 11 another request on the account got in the way (retry), 130 interrupted."
+9 made by a newer Coffer, 10 rate limited (retry later), 11 another request on the account got in the way (retry), \
+12 backup made but some files changed while they were read, 130 interrupted."
 )]
 pub(crate) struct Cli {
     /// Profile directory (default: $XDG_CONFIG_HOME/coffer or ~/.config/coffer).

@@ -25,6 +25,9 @@ pub const UNSUPPORTED: i32 = 9;
 pub const RATE_LIMITED: i32 = 10;
 /// Another request on the same account got in the way; nothing was decided: retry.
 pub const CONFLICT: i32 = 11;
+/// The backup was made, but some files changed, vanished or were replaced while they were
+/// read: it holds what was read, and the warnings name them.
+pub const SOURCES_CHANGED: i32 = 12;
 
 /// Stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
 pub const INTERRUPTED: i32 = 130;
@@ -33,6 +36,14 @@ pub const INTERRUPTED: i32 = 130;
 #[derive(Debug, thiserror::Error)]
 #[error("interrupted")]
 pub struct Interrupted;
+
+/// A backup that was made, but not of a still tree: the result and its warnings are
+/// already printed; only the exit code is left to give.
+#[derive(Debug, thiserror::Error)]
+#[error("{count} source files changed while they were read")]
+pub struct SourcesChanged {
+    pub count: usize,
+}
 
 /// Resolves on the first SIGINT or SIGTERM.
 pub async fn interrupted() {
@@ -54,6 +65,9 @@ pub async fn interrupted() {
 pub fn classify(err: &anyhow::Error) -> (i32, &'static str) {
     if err.is::<Interrupted>() {
         return (INTERRUPTED, "interrupted");
+    }
+    if err.is::<SourcesChanged>() {
+        return (SOURCES_CHANGED, "sources-changed");
     }
     match err.downcast_ref::<ClientError>().map(ClientError::class) {
         Some(ErrorClass::Usage) => (USAGE, "usage"),

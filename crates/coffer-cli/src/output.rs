@@ -34,8 +34,12 @@ impl Output {
 
     /// Reports an error and returns the exit code.
     pub fn error(&self, err: &anyhow::Error) -> i32 {
-        let message = message(err);
         let (code, class) = exit::classify(err);
+        if err.is::<exit::SourcesChanged>() {
+            // Not a failure: the command printed its result and warnings already.
+            return code;
+        }
+        let message = message(err);
         let retryable = err
             .downcast_ref::<ClientError>()
             .is_some_and(ClientError::is_retryable);

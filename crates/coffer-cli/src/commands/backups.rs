@@ -91,6 +91,23 @@ pub async fn backup(
     if c.skipped > 0 {
         out.say(format!("Skipped {} sockets, FIFOs or devices.", c.skipped));
     }
+    if !report.warnings.is_empty() {
+        if !out.json {
+            for w in &report.warnings {
+                eprintln!("warning: {w}");
+            }
+            eprintln!(
+                "warning: {} files changed while they were read; backup {} holds them as they were read; run the backup again for a still copy (exit code {})",
+                report.warnings.len(),
+                report.id,
+                crate::exit::SOURCES_CHANGED
+            );
+        }
+        return Err(crate::exit::SourcesChanged {
+            count: report.warnings.len(),
+        }
+        .into());
+    }
     Ok(())
 }
 
