@@ -86,9 +86,14 @@ fn an_old_backup_replayed_under_a_future_name_is_never_taken_for_the_newest() {
     let replayed = row(&rows, FUTURE);
     assert_eq!(replayed["this_device_key"], false, "{replayed}");
     assert_eq!(replayed["status"], "damaged", "{replayed}");
-    let problem = replayed["problem"].as_str().expect("a damaged row says why");
+    let problem = replayed["problem"]
+        .as_str()
+        .expect("a damaged row says why");
     assert!(problem.contains("renamed or replayed"), "{problem}");
-    assert!(problem.contains(&old), "the problem names the real id: {problem}");
+    assert!(
+        problem.contains(&old),
+        "the problem names the real id: {problem}"
+    );
     for id in [&old, &new] {
         assert_eq!(row(&rows, id)["status"], "ours");
         assert_eq!(row(&rows, id)["this_device_key"], true);
@@ -103,7 +108,9 @@ fn an_old_backup_replayed_under_a_future_name_is_never_taken_for_the_newest() {
     // verify without --backup checks the real newest, and warns about the copy.
     let v = env.coffer().json().arg("verify").run().ok().json();
     assert_eq!(v["verified"]["id"], new.as_str(), "{v}");
-    let passed = v["verified"]["passed_over"].as_array().expect("passed_over");
+    let passed = v["verified"]["passed_over"]
+        .as_array()
+        .expect("passed_over");
     assert_eq!(passed.len(), 1, "{v}");
     assert_eq!(passed[0]["id"], FUTURE, "{v}");
     env.coffer()
@@ -140,7 +147,8 @@ fn an_old_backup_replayed_under_a_future_name_is_never_taken_for_the_newest() {
     out.ok().stdout_has(&new).stderr_has(FUTURE);
     let made = &new[..8];
     assert!(
-        out.stdout.contains(&format!("{}-{}-{}", &made[..4], &made[4..6], &made[6..8])),
+        out.stdout
+            .contains(&format!("{}-{}-{}", &made[..4], &made[4..6], &made[6..8])),
         "restore says when the backup was made:\n{}",
         out.stdout
     );
@@ -174,8 +182,14 @@ fn an_old_backup_replayed_under_a_future_name_is_never_taken_for_the_newest() {
     let left = v["left_alone"].as_array().expect("left_alone");
     assert_eq!(left.len(), 1, "{v}");
     assert_eq!(left[0]["id"], FUTURE, "{v}");
-    assert!(env.stored(&new).exists(), "prune deleted the real newest backup");
-    assert!(env.stored(FUTURE).exists(), "prune deleted what is not its own");
+    assert!(
+        env.stored(&new).exists(),
+        "prune deleted the real newest backup"
+    );
+    assert!(
+        env.stored(FUTURE).exists(),
+        "prune deleted what is not its own"
+    );
     assert!(!env.stored(&old).exists());
 }
 
@@ -190,7 +204,8 @@ fn a_backup_renamed_over_another_is_damaged_and_the_rollback_is_noticed() {
     assert_eq!(row(&rows, &old)["status"], "ours", "{v}");
     let w = warnings(&v);
     assert!(
-        w.iter().any(|w| w.contains(&new) && w.contains("this device made")),
+        w.iter()
+            .any(|w| w.contains(&new) && w.contains("this device made")),
         "{w:?}"
     );
 
@@ -246,7 +261,10 @@ fn a_real_header_in_front_of_garbage_is_damaged_and_prune_leaves_it() {
         .stdout_has(&old)
         .stdout_has("left alone");
     env.coffer().args(["prune", "--keep", "1"]).run().ok();
-    assert!(env.stored(&new).exists(), "prune deleted the real newest backup");
+    assert!(
+        env.stored(&new).exists(),
+        "prune deleted the real newest backup"
+    );
     assert!(!env.stored(&old).exists());
     for id in [FUTURE, cut, flipped_name] {
         assert!(env.stored(id).exists(), "prune deleted {id}, not its own");
@@ -437,7 +455,10 @@ fn a_segmented_backup_replayed_under_a_future_name_is_refused() {
         root.join(format!("backups/{FUTURE}.segments")),
     )
     .unwrap();
-    let (from, to) = (root.join("segments").join(&old), root.join("segments").join(FUTURE));
+    let (from, to) = (
+        root.join("segments").join(&old),
+        root.join("segments").join(FUTURE),
+    );
     fs::create_dir_all(&to).unwrap();
     for e in fs::read_dir(&from).unwrap() {
         let e = e.unwrap();
