@@ -25,6 +25,12 @@ impl Output {
         }
     }
 
+    /// A warning for people, on standard error; under `--json` the result document carries
+    /// it too.
+    pub fn warn(&self, line: impl AsRef<str>) {
+        eprintln!("warning: {}", line.as_ref());
+    }
+
     /// The result document under `--json`.
     pub fn json(&self, value: Value) {
         if self.json {

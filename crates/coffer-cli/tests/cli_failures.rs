@@ -485,15 +485,14 @@ fn zstd_stored(data: &[u8]) -> Vec<u8> {
 fn hostile_storage(root: &Path, entries: &[Entry]) -> (PathBuf, String) {
     let key = coffer_format::BackupKey::generate().unwrap();
     let payload = zstd_stored(&tar(entries));
+    let id = "20260101T000000000Z-00000000";
+    let backup_id = coffer_format::BackupId::parse(id).unwrap();
     let sealed =
-        coffer_format::encrypt_to_vec(&key, coffer_format::Cipher::Aes256Gcm, &payload).unwrap();
+        coffer_format::encrypt_to_vec(&key, coffer_format::Cipher::Aes256Gcm, &backup_id, &payload)
+            .unwrap();
     let storage = root.join("storage");
     fs::create_dir_all(storage.join("backups")).unwrap();
-    fs::write(
-        storage.join("backups/20260101T000000000Z-00000000.coffer"),
-        sealed,
-    )
-    .unwrap();
+    fs::write(storage.join(format!("backups/{id}.coffer")), sealed).unwrap();
     (storage, key.to_display().to_string())
 }
 

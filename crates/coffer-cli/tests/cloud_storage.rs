@@ -693,25 +693,44 @@ fn webdav_abandoned_segments_are_cleaned_up() {
     };
     let segments = dav.root.join("dav/phone/segments");
     let backups = dav.root.join("dav/phone/backups");
-    // Two complete backups from long ago, made by renaming fresh ones: one intact, one
-    // whose segment list is damaged. Age alone must never remove a backup's segments.
-    let mut old = Vec::new();
-    for (n, old_id) in [
-        "20210101T000000000Z-00c0ffee",
-        "20210102T000000000Z-00c0ffee",
-    ]
-    .into_iter()
-    .enumerate()
-    {
-        let id = d.backup(&[&src]);
-        std::fs::rename(segments.join(&id), segments.join(old_id)).unwrap();
-        let list = backups.join(format!("{old_id}.segments"));
-        std::fs::rename(backups.join(format!("{id}.segments")), &list).unwrap();
-        if n == 1 {
-            std::fs::write(&list, b"damaged").unwrap();
-        }
-        old.push(old_id.to_string());
-    }
+    // Two complete backups from long ago: one intact (a fresh backup's payload sealed
+    // again under an old id, since the id is in its authenticated header), one a fresh
+    // backup renamed, with its segment list damaged. Age alone must never remove a
+    // backup's segments.
+    let old = [
+        "20210101T000000000Z-00c0ffee".to_string(),
+        "20210102T000000000Z-00c0ffee".to_string(),
+    ];
+    let id = d.backup(&[&src]);
+    let payload = d.path("payload.tar.zst");
+    d.coffer()
+        .args(["decrypt", "--backup", &id, "--output"])
+        .arg(&payload)
+        .run()
+        .ok();
+    let key = coffer_format::BackupKey::parse(&d.key).unwrap();
+    let old_id = coffer_format::BackupId::parse(&old[0]).unwrap();
+    let sealed = coffer_format::encrypt_to_vec(
+        &key,
+        coffer_format::Cipher::Aes256Gcm,
+        &old_id,
+        &std::fs::read(&payload).unwrap(),
+    )
+    .unwrap();
+    assert!(sealed.len() < 5 << 20, "one segment");
+    std::fs::create_dir_all(segments.join(&old[0])).unwrap();
+    std::fs::write(segments.join(&old[0]).join("000000"), &sealed).unwrap();
+    std::fs::write(
+        backups.join(format!("{}.segments", old[0])),
+        format!("coffer-segments 1\n{}\n", sealed.len()),
+    )
+    .unwrap();
+    std::fs::remove_dir_all(segments.join(&id)).unwrap();
+    std::fs::remove_file(backups.join(format!("{id}.segments"))).unwrap();
+    let id = d.backup(&[&src]);
+    std::fs::rename(segments.join(&id), segments.join(&old[1])).unwrap();
+    std::fs::write(backups.join(format!("{}.segments", old[1])), b"damaged").unwrap();
+    std::fs::remove_file(backups.join(format!("{id}.segments"))).unwrap();
     for id in [
         "20200101T000000000Z-0badc0de",
         "29990101T000000000Z-0badc0de",

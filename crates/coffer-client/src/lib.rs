@@ -2,6 +2,7 @@
 //! pipelines. The `coffer` CLI is a thin shell over this crate.
 
 pub mod archive;
+pub mod catalog;
 pub mod error;
 pub mod frontend_http;
 pub mod password;

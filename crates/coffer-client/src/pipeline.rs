@@ -15,17 +15,20 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use bytes::Bytes;
-use coffer_format::{BackupKey, Cipher, DecryptReader, EncryptWriter, KeyId};
+use coffer_format::{
+    BackupId, BackupKey, Cipher, DecryptReader, EncryptWriter, FormatError, HeaderInfo,
+};
 use serde::Serialize;
 use tokio::sync::mpsc;
 
 use crate::archive::{self, ArchiveSummary, PackReport, Sink};
+use crate::catalog::{self, Choice, PassedOver};
 use crate::error::ClientError;
 use crate::pipe::{pump, sync_pipe, PipeReader, PipeWriter, BLOCK, DEPTH};
 use crate::progress::Progress;
 use crate::source_files::SourceWarning;
 use crate::staging::{sibling_name, Staging, Target};
-use crate::storage::{new_backup_id, Storage, StoredBackup};
+use crate::storage::{Storage, StoredBackup};
 
 /// Tunables of a backup.
 #[derive(Debug, Clone, Copy)]
@@ -62,9 +65,14 @@ pub struct BackupReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct RestoreReport {
     pub id: String,
+    /// When the backup was made (RFC 3339, UTC), from its authenticated header.
+    pub created: String,
     pub stored_bytes: u64,
     pub contents: ArchiveSummary,
     pub key_id: String,
+    /// Newer-named backups that were not chosen, because their headers failed under the key
+    /// (only when no backup was named).
+    pub passed_over: Vec<PassedOver>,
 }
 
 /// zstd window the writer uses (level 1's own choice for large inputs), and the largest a
@@ -106,7 +114,13 @@ pub async fn backup(
     if let Err(e) = storage.remove_stale_uploads(STALE_UPLOAD_AGE).await {
         tracing::warn!("could not clean up unfinished uploads: {e}");
     }
-    let id = new_backup_id(SystemTime::now())?;
+    // The id goes into the authenticated header and names the object: a copy stored
+    // under any other name is refused when read.
+    let backup_id = BackupId::generate(SystemTime::now()).map_err(|e| match e {
+        FormatError::Random(e) => ClientError::Random(e),
+        e => ClientError::Usage(format!("cannot name the backup: {e}")),
+    })?;
+    let id = backup_id.to_string();
     let mut upload = storage.begin_upload(&id).await?;
 
     // Stage 1: tar → zstd, on a blocking thread (zstd compresses on its own workers).
@@ -139,7 +153,7 @@ pub async fn backup(
 
     // Stage 2: encrypt.
     let (enc_tx, mut enc_rx) = mpsc::channel::<Vec<u8>>(DEPTH);
-    let mut enc = EncryptWriter::new(key, options.cipher, PipeWriter::new(enc_tx))
+    let mut enc = EncryptWriter::new(key, options.cipher, &backup_id, PipeWriter::new(enc_tx))
         .map_err(|e| ClientError::from_format(&id, e))?;
     let key_id = enc.info().key_id;
     let encrypt = tokio::task::spawn_blocking(move || -> Result<(), ClientError> {
@@ -204,9 +218,10 @@ impl<W: Write> Write for CountingWriter<W> {
     }
 }
 
-/// Restores backup `id` (the newest when `None`) into `target`, which must not exist or
-/// be an empty directory. Everything is unpacked and authenticated in a staging directory
-/// beside the target and moved into place only at the end.
+/// Restores backup `id` (when `None`, the newest whose header verifies under `key`: see
+/// [`catalog::choose`]) into `target`, which must not exist or be an empty directory.
+/// Everything is unpacked and authenticated in a staging directory beside the target and
+/// moved into place only at the end.
 pub async fn restore(
     storage: &Storage,
     key: &BackupKey,
@@ -215,41 +230,56 @@ pub async fn restore(
     progress: Arc<dyn Progress>,
 ) -> Result<RestoreReport, ClientError> {
     let target = Target::resolve(target)?;
-    let backup = storage.find(id).await?;
+    let Choice {
+        backup,
+        passed_over,
+    } = catalog::choose(storage, key, id).await?;
     let staging = Staging::create(target)?;
     let into = staging.path().to_path_buf();
     let report = read_backup(storage, key, &backup, Some(into), progress).await?;
     staging.commit()?;
-    Ok(report)
+    Ok(RestoreReport {
+        passed_over,
+        ..report
+    })
 }
 
-/// Downloads and fully authenticates backup `id` (the newest when `None`), decompressing
-/// and parsing its archive, without writing any file.
+/// Downloads and fully authenticates backup `id` (the newest that verifies when `None`),
+/// decompressing and parsing its archive, without writing any file.
 pub async fn verify(
     storage: &Storage,
     key: &BackupKey,
     id: Option<&str>,
     progress: Arc<dyn Progress>,
 ) -> Result<RestoreReport, ClientError> {
-    let backup = storage.find(id).await?;
-    read_backup(storage, key, &backup, None, progress).await
+    let Choice {
+        backup,
+        passed_over,
+    } = catalog::choose(storage, key, id).await?;
+    let report = read_backup(storage, key, &backup, None, progress).await?;
+    Ok(RestoreReport {
+        passed_over,
+        ..report
+    })
 }
 
 /// Writes the decrypted payload (a zstd-compressed tar) of a backup to `out`, after
 /// authenticating all of it. The file appears only when the whole stream checked out.
+/// Returns the backup chosen, as [`catalog::choose`] does.
 pub async fn export_payload(
     storage: &Storage,
     key: &BackupKey,
     id: Option<&str>,
     out: &Path,
-) -> Result<StoredBackup, ClientError> {
+) -> Result<Choice, ClientError> {
     if fs::symlink_metadata(out).is_ok() {
         return Err(ClientError::Usage(format!(
             "{} already exists; choose a new file name",
             out.display()
         )));
     }
-    let backup = storage.find(id).await?;
+    let choice = catalog::choose(storage, key, id).await?;
+    let backup = &choice.backup;
     let partial = sibling_name(out, "partial")?;
     let (tx, rx) = mpsc::channel::<Bytes>(DEPTH);
     let key = key.clone();
@@ -257,7 +287,7 @@ pub async fn export_payload(
     let part = partial.clone();
     let decrypt = tokio::task::spawn_blocking(move || -> Result<(), ClientError> {
         // The key is checked before any file is created.
-        let mut reader = DecryptReader::new(&key, PipeReader::new(rx))
+        let mut reader = DecryptReader::new(&key, &bid, PipeReader::new(rx))
             .map_err(|e| ClientError::from_format(&bid, e))?;
         // The payload is plaintext: readable by its owner only.
         let mut file = fs::OpenOptions::new()
@@ -270,7 +300,7 @@ pub async fn export_payload(
         file.sync_all()
             .map_err(|e| ClientError::io("cannot write", "payload", e))
     });
-    let downloaded = download(storage, &backup, tx, Arc::new(crate::progress::Silent)).await;
+    let downloaded = download(storage, backup, tx, Arc::new(crate::progress::Silent)).await;
     let decrypted = join(decrypt).await;
     if downloaded.is_err() || decrypted.is_err() {
         let _ = fs::remove_file(&partial);
@@ -280,7 +310,7 @@ pub async fn export_payload(
     let linked = fs::hard_link(&partial, out);
     let _ = fs::remove_file(&partial);
     linked.map_err(|e| ClientError::io("cannot create", out, e))?;
-    Ok(backup)
+    Ok(choice)
 }
 
 async fn read_backup(
@@ -304,15 +334,16 @@ async fn read_backup(
     // Decrypt on one thread: the header (and so a wrong key) is checked before anything else.
     let key = key.clone();
     let bid = backup.id.clone();
-    let decrypt = tokio::task::spawn_blocking(move || -> Result<KeyId, ClientError> {
-        let mut reader = DecryptReader::new(&key, PipeReader::new(dl_rx))
+    let decrypt = tokio::task::spawn_blocking(move || -> Result<HeaderInfo, ClientError> {
+        // The header must name the backup it is stored as: a renamed copy stops here.
+        let mut reader = DecryptReader::new(&key, &bid, PipeReader::new(dl_rx))
             .map_err(|e| ClientError::from_format(&bid, e))?;
-        let key_id = reader.info().key_id;
+        let info = reader.info();
         let mut out = plain_tx;
         pump(&mut reader, &mut out).map_err(|e| ClientError::from_pipe_io(&bid, e))?;
         out.finish()
             .map_err(|e| ClientError::from_pipe_io(&bid, e))?;
-        Ok(key_id)
+        Ok(info)
     });
 
     // Decompress and unpack on another.
@@ -354,11 +385,13 @@ async fn read_backup(
     let unpacked = join(unpack).await;
     progress.finish();
     match (downloaded, decrypted, unpacked) {
-        (Ok(()), Ok(key_id), Ok(contents)) => Ok(RestoreReport {
+        (Ok(()), Ok(info), Ok(contents)) => Ok(RestoreReport {
             id: backup.id.clone(),
+            created: humantime::format_rfc3339_millis(info.id.created()).to_string(),
             stored_bytes: backup.size,
             contents,
-            key_id: key_id.to_string(),
+            key_id: info.key_id.to_string(),
+            passed_over: Vec::new(),
         }),
         (d, k, u) => Err(first_error([d.err(), k.err(), u.err()])),
     }

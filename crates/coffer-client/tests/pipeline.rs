@@ -169,7 +169,7 @@ async fn failed_restores_leave_nothing_behind() {
     assert!(matches!(res, Err(ClientError::Integrity { .. })), "{res:?}");
 
     // Truncated at a chunk boundary.
-    fs::write(&path, &good[..116 + 65552]).unwrap();
+    fs::write(&path, &good[..coffer_format::HEADER_LEN + 65552]).unwrap();
     let res = coffer_client::restore(&st, &key, None, &target, Arc::new(Silent)).await;
     assert!(matches!(res, Err(ClientError::Integrity { .. })), "{res:?}");
 
@@ -189,7 +189,9 @@ async fn failed_restores_leave_nothing_behind() {
 /// Stores `payload` (the plaintext of a backup: normally zstd of a tar) as a backup.
 fn store_raw_backup(store: &Path, key: &BackupKey, payload: &[u8]) -> String {
     let id = "20260101T000000000Z-00000000".to_string();
-    let sealed = coffer_format::encrypt_to_vec(key, Cipher::Aes256Gcm, payload).unwrap();
+    let backup_id = coffer_format::BackupId::parse(&id).unwrap();
+    let sealed =
+        coffer_format::encrypt_to_vec(key, Cipher::Aes256Gcm, &backup_id, payload).unwrap();
     fs::create_dir_all(store.join("backups")).unwrap();
     fs::write(store.join("backups").join(format!("{id}.coffer")), sealed).unwrap();
     id
@@ -258,7 +260,7 @@ async fn a_backup_from_a_newer_format_is_unsupported_not_tampered() {
     );
     let path = store.join("backups").join(format!("{id}.coffer"));
     let mut bytes = fs::read(&path).unwrap();
-    bytes[6] = 2;
+    bytes[6] = coffer_format::header::VERSION + 1;
     fs::write(&path, bytes).unwrap();
     let res = coffer_client::verify(&storage(&store), &key, None, Arc::new(Silent)).await;
     assert!(

@@ -18,14 +18,23 @@ use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::Aes256Gcm;
 use chacha20poly1305::ChaCha20Poly1305;
 use coffer_format::{
-    encrypted_len, BackupKey, Cipher, DecryptReader, EncryptWriter, CHUNK_SIZE, HEADER_LEN,
-    SEALED_CHUNK_SIZE, TAG_LEN,
+    encrypted_len, BackupId, BackupKey, Cipher, DecryptReader, EncryptWriter, CHUNK_SIZE,
+    HEADER_LEN, SEALED_CHUNK_SIZE, TAG_LEN,
 };
 
 /// Payload size: 256 MiB.
 const TOTAL: usize = 256 << 20;
 /// Timed runs per measurement (after one untimed warm-up run).
 const RUNS: usize = 3;
+
+/// The id of every benchmark backup.
+fn bench_id() -> BackupId {
+    BackupId::new(
+        std::time::UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        [0; 4],
+    )
+    .expect("a time in range")
+}
 
 fn mb_per_s(bytes: usize, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64()
@@ -53,7 +62,7 @@ fn nonce(counter: u64, last: bool) -> [u8; 12] {
 /// The format's encrypt path: `EncryptWriter` into a pre-allocated buffer.
 fn format_encrypt(key: &BackupKey, cipher: Cipher, plain: &[u8], out: &mut Vec<u8>) {
     out.clear();
-    let mut w = EncryptWriter::new(key, cipher, &mut *out).expect("header");
+    let mut w = EncryptWriter::new(key, cipher, &bench_id(), &mut *out).expect("header");
     w.write_all(black_box(plain)).expect("write");
     w.finish().expect("finish");
     black_box(&out);
@@ -61,7 +70,8 @@ fn format_encrypt(key: &BackupKey, cipher: Cipher, plain: &[u8], out: &mut Vec<u
 
 /// The format's decrypt path: `DecryptReader` into a pre-allocated buffer.
 fn format_decrypt(key: &BackupKey, backup: &[u8], out: &mut [u8]) -> usize {
-    let mut r = DecryptReader::new(key, black_box(backup)).expect("header");
+    let mut r =
+        DecryptReader::new(key, &bench_id().to_string(), black_box(backup)).expect("header");
     let mut pos = 0;
     loop {
         let n = r.read(&mut out[pos..]).expect("read");

@@ -10,9 +10,10 @@
 //!
 //! A vector file is a few `name: value` lines, one blank line, then the backup bytes:
 //!
-//! * `expect:` one of `success`, `wrong key`, `header failure`, `payload failure`,
-//!   `not coffer`, `unsupported`;
+//! * `expect:` one of `success`, `wrong key`, `header failure`, `renamed`,
+//!   `payload failure`, `not coffer`, `unsupported`;
 //! * `key:` the 64 hex digits of the key to decrypt with;
+//! * `id:` the backup id the reader expects: the name the backup is stored under;
 //! * `payload sha256:` (success only) SHA-256 of the decrypted payload;
 //! * `error:` (failures only) the precise `FormatError` this implementation reports, for
 //!   information; other decoders need only match `expect:`;
@@ -22,8 +23,8 @@
 //! independent encoder written from `docs/FORMAT.md` reproduces each of them byte for byte
 //! (checked here), and builds the few hostile streams the library's writer refuses to make
 //! (a correctly sealed empty final chunk after a full one, a short chunk without the
-//! last-chunk flag, a chunk sealed without associated data, a re-MACed header with non-zero
-//! reserved bytes).
+//! last-chunk flag, a chunk sealed without associated data, re-MACed headers with non-zero
+//! reserved bytes, another id, or a time past year 9999).
 
 use std::io::Write;
 use std::path::Path;
@@ -32,7 +33,8 @@ use aes_gcm::aead::{AeadInOut, KeyInit};
 use aes_gcm::Aes256Gcm;
 use chacha20poly1305::ChaCha20Poly1305;
 use coffer_format::{
-    labels, BackupKey, Cipher, EncryptWriter, CHUNK_SIZE, HEADER_LEN, SEALED_CHUNK_SIZE, TAG_LEN,
+    labels, BackupId, BackupKey, Cipher, EncryptWriter, CHUNK_SIZE, HEADER_LEN, SEALED_CHUNK_SIZE,
+    TAG_LEN,
 };
 use hkdf::Hkdf;
 use hmac::{Hmac, Mac};
@@ -43,6 +45,8 @@ pub struct Vector {
     pub name: String,
     pub expect: &'static str,
     pub key: [u8; 32],
+    /// The id the reader is asked for (the name the backup is stored under).
+    pub id: String,
     /// The plaintext, for `success` vectors.
     pub payload: Option<Vec<u8>>,
     /// The exact error of this implementation, for failures.
@@ -61,6 +65,7 @@ impl Vector {
         let mut out = Vec::with_capacity(self.bytes.len() + 512);
         writeln!(out, "expect: {}", self.expect).unwrap();
         writeln!(out, "key: {}", hex(&self.key)).unwrap();
+        writeln!(out, "id: {}", self.id).unwrap();
         if let Some(p) = &self.payload {
             writeln!(out, "payload sha256: {}", hex(&Sha256::digest(p))).unwrap();
         }
@@ -109,10 +114,20 @@ fn salt(n: u32) -> [u8; 32] {
     fixed32(&format!("coffer-format test vector salt {n}"))
 }
 
-/// Encrypts with the library's writer, feeding the payload in uneven pieces.
-fn encrypt(key: &[u8; 32], cipher: Cipher, salt: [u8; 32], payload: &[u8]) -> Vec<u8> {
+/// The id of vector backup `n`: 2026-03-01T12:00:00.000Z plus n times 1.001 s, and the
+/// tag `0c 0f fe n`.
+pub fn vector_id(n: u32) -> BackupId {
+    let start = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_772_366_400);
+    let created = start + std::time::Duration::from_millis(1001 * u64::from(n));
+    BackupId::new(created, [0x0c, 0x0f, 0xfe, n as u8]).expect("a time in range")
+}
+
+/// Encrypts backup `n` (salt and id `n`) with the library's writer, feeding the payload in
+/// uneven pieces.
+fn encrypt(key: &[u8; 32], cipher: Cipher, n: u32, payload: &[u8]) -> Vec<u8> {
     let k = BackupKey::from_bytes(*key);
-    let mut w = EncryptWriter::with_salt(&k, cipher, salt, Vec::new()).expect("header");
+    let (salt, id) = (salt(n), vector_id(n));
+    let mut w = EncryptWriter::with_salt(&k, cipher, &id, salt, Vec::new()).expect("header");
     for piece in payload.chunks(40_000) {
         w.write_all(piece).expect("write");
     }
@@ -120,7 +135,7 @@ fn encrypt(key: &[u8; 32], cipher: Cipher, salt: [u8; 32], payload: &[u8]) -> Ve
     // Cross-check against the independent encoder below.
     assert_eq!(
         out,
-        reference::encrypt(key, cipher.id(), &salt, payload),
+        reference::encrypt(key, cipher.id(), &salt, &id.to_bytes(), payload),
         "library and reference encoder disagree"
     );
     out
@@ -162,24 +177,31 @@ mod reference {
         k
     }
 
-    /// Sets the header MAC (bytes 84..116) from bytes 0..84.
+    /// Sets the header MAC (bytes 96..128) from bytes 0..96.
     pub fn remac(header: &mut [u8], mac_key: &[u8; 32]) {
         let mut m = <Hmac<Sha256> as Mac>::new_from_slice(mac_key).unwrap();
-        m.update(&header[..84]);
+        m.update(&header[..96]);
         let tag = m.finalize().into_bytes();
-        header[84..116].copy_from_slice(&tag);
+        header[96..128].copy_from_slice(&tag);
     }
 
-    pub fn header(key: &[u8; 32], cipher_id: u8, salt: &[u8; 32]) -> ([u8; 116], Keys) {
+    /// `id`: the creation time in milliseconds (8 bytes, big-endian) and the 4-byte tag.
+    pub fn header(
+        key: &[u8; 32],
+        cipher_id: u8,
+        salt: &[u8; 32],
+        id: &[u8; 12],
+    ) -> ([u8; 128], Keys) {
         let keys = derive(key, salt, cipher_id);
-        let mut h = [0u8; 116];
+        let mut h = [0u8; 128];
         h[0..6].copy_from_slice(b"COFFER");
-        h[6] = 1;
+        h[6] = 2;
         h[7] = cipher_id;
         h[8] = 16;
         h[12..20].copy_from_slice(&key_id(key));
-        h[20..52].copy_from_slice(salt);
-        h[52..84].copy_from_slice(&keys.commitment);
+        h[20..32].copy_from_slice(id);
+        h[32..64].copy_from_slice(salt);
+        h[64..96].copy_from_slice(&keys.commitment);
         remac(&mut h, &keys.mac);
         (h, keys)
     }
@@ -226,16 +248,32 @@ mod reference {
         }
     }
 
-    pub fn encrypt(key: &[u8; 32], cipher_id: u8, salt: &[u8; 32], payload: &[u8]) -> Vec<u8> {
-        let (h, keys) = header(key, cipher_id, salt);
+    pub fn encrypt(
+        key: &[u8; 32],
+        cipher_id: u8,
+        salt: &[u8; 32],
+        id: &[u8; 12],
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let (h, keys) = header(key, cipher_id, salt, id);
         let mut out = h.to_vec();
         let chunks = chunks(payload);
         for (i, c) in chunks.iter().enumerate() {
             let last = i + 1 == chunks.len();
-            out.extend(seal(cipher_id, &keys.payload, i as u64, last, &h[84..], c));
+            out.extend(seal(cipher_id, &keys.payload, i as u64, last, &h[96..], c));
         }
         out
     }
+}
+
+/// The name a backup is stored under: the id in its own header, when there is one to read;
+/// for input too short to hold it, the id of vector 5, which such input is cut from.
+fn stored_id(bytes: &[u8]) -> String {
+    bytes
+        .get(20..32)
+        .and_then(|b| BackupId::from_bytes(b.try_into().ok()?))
+        .unwrap_or_else(|| vector_id(5))
+        .to_string()
 }
 
 /// The sealed chunks of a well-formed backup (header removed).
@@ -316,12 +354,13 @@ pub fn all_vectors() -> Vec<Vector> {
     let chacha = Cipher::ChaCha20Poly1305;
     let mut v = Vec::new();
 
-    let mut ok = |name: &str, cipher: Cipher, s: u32, payload: Vec<u8>, comment: &str| {
-        let bytes = encrypt(&ka, cipher, salt(s), &payload);
+    let mut ok = |name: &str, cipher: Cipher, n: u32, payload: Vec<u8>, comment: &str| {
+        let bytes = encrypt(&ka, cipher, n, &payload);
         v.push(Vector {
             name: name.into(),
             expect: "success",
             key: ka,
+            id: vector_id(n).to_string(),
             payload: Some(payload),
             error: None,
             comment: comment.into(),
@@ -417,7 +456,90 @@ pub fn all_vectors() -> Vec<Vector> {
         "a real payload: one zstd frame holding a ustar archive (vector/, vector/hello.txt); \
          `zstd -d | tar -tv` lists it",
     );
-    let other_small_aes = encrypt(&ka, aes, salt(13), &small_payload);
+    let other_small_aes = encrypt(&ka, aes, 13, &small_payload);
+
+    // Vectors whose `id:` line is not the id in their own header.
+    let mut renamed = Vec::new();
+    let mut bad_as = |name: &str,
+                      expect: &'static str,
+                      error: &str,
+                      id: BackupId,
+                      bytes: Vec<u8>,
+                      comment: &str| {
+        renamed.push(Vector {
+            name: name.into(),
+            expect,
+            key: ka,
+            id: id.to_string(),
+            payload: None,
+            error: Some(error.into()),
+            comment: comment.into(),
+            bytes,
+        });
+    };
+    bad_as(
+        "renamed_backup",
+        "renamed",
+        "IdMismatch",
+        vector_id(30),
+        small_aes.clone(),
+        "an intact backup (id of vector 5) read under another backup's id, as when a \
+         provider copies an old backup under a newer name",
+    );
+    let same_time = BackupId::new(vector_id(5).created(), [0xff, 0xff, 0xff, 0xff]).unwrap();
+    bad_as(
+        "renamed_backup_same_time",
+        "renamed",
+        "IdMismatch",
+        same_time,
+        small_aes.clone(),
+        "an intact backup read under an id with the same time and another tag",
+    );
+    for (field, offset, what) in [
+        ("created", 27, "creation time one millisecond off"),
+        ("id_tag", 31, "last byte of the id's tag changed"),
+    ] {
+        bad_as(
+            &format!("header_flip_{field}"),
+            "header failure",
+            "HeaderTampered",
+            vector_id(5),
+            flip(&small_aes, offset, 0x01),
+            &format!(
+                "one bit flipped in the header's {field} field (offset {offset}): {what}; \
+                 read under its real id, the header MAC fails"
+            ),
+        );
+    }
+    {
+        // A holder of the key renames a backup: new id, header MAC recomputed. The chunks
+        // were sealed under the old MAC, so chunk 0 fails.
+        let keys = reference::derive(&ka, &salt(5), 1);
+        let mut h = small_aes.clone();
+        h[20..32].copy_from_slice(&vector_id(31).to_bytes());
+        reference::remac(&mut h[..HEADER_LEN], &keys.mac);
+        bad_as(
+            "header_id_changed_remaced",
+            "payload failure",
+            "ChunkTampered 0",
+            vector_id(31),
+            h,
+            "the id replaced by another and the header MAC recomputed (needs the key); the \
+             header passes under the new id, but every chunk's associated data is the old MAC",
+        );
+        let mut h = small_aes.clone();
+        h[20..28].copy_from_slice(&253_402_300_800_000u64.to_be_bytes());
+        reference::remac(&mut h[..HEADER_LEN], &keys.mac);
+        bad_as(
+            "header_time_past_9999_remaced",
+            "header failure",
+            "HeaderTampered",
+            vector_id(5),
+            h,
+            "creation time 10000-01-01T00:00:00.000Z with the header MAC recomputed: no id \
+             text can name it, so readers refuse it before the key",
+        );
+    }
 
     let mut bad = |name: &str,
                    expect: &'static str,
@@ -429,6 +551,7 @@ pub fn all_vectors() -> Vec<Vector> {
             name: name.into(),
             expect,
             key,
+            id: stored_id(&bytes),
             payload: None,
             error: Some(error.into()),
             comment: comment.into(),
@@ -504,11 +627,11 @@ pub fn all_vectors() -> Vec<Vector> {
         "cut inside the salt",
     );
     bad(
-        "truncated_header_115",
+        "truncated_header_127",
         "header failure",
-        "TruncatedHeader 115",
+        "TruncatedHeader 127",
         ka,
-        small_aes[..115].to_vec(),
+        small_aes[..127].to_vec(),
         "cut one byte before the end of the header",
     );
 
@@ -525,10 +648,10 @@ pub fn all_vectors() -> Vec<Vector> {
         (
             "version",
             6,
-            0x02,
+            0x01,
             "unsupported",
             "UnsupportedVersion 3",
-            "version 1 becomes 3",
+            "version 2 becomes 3",
         ),
         (
             "cipher",
@@ -564,7 +687,7 @@ pub fn all_vectors() -> Vec<Vector> {
         ),
         (
             "salt",
-            30,
+            40,
             0x10,
             "header failure",
             "HeaderTampered",
@@ -572,7 +695,7 @@ pub fn all_vectors() -> Vec<Vector> {
         ),
         (
             "commitment",
-            60,
+            70,
             0x01,
             "header failure",
             "HeaderTampered",
@@ -580,7 +703,7 @@ pub fn all_vectors() -> Vec<Vector> {
         ),
         (
             "mac",
-            100,
+            110,
             0x20,
             "header failure",
             "HeaderTampered",
@@ -597,15 +720,26 @@ pub fn all_vectors() -> Vec<Vector> {
             &format!("one bit flipped in the header's {field} field (offset {offset}): {what}"),
         );
     }
-    let mut v2 = small_aes.clone();
-    v2[6] = 2;
+    let mut v3 = small_aes.clone();
+    v3[6] = 3;
     bad(
-        "header_version_2",
+        "header_version_3",
         "unsupported",
-        "UnsupportedVersion 2",
+        "UnsupportedVersion 3",
         ka,
-        v2,
+        v3,
         "a future format version; refused before any key check",
+    );
+    let mut v1 = small_aes.clone();
+    v1[6] = 1;
+    bad(
+        "header_version_1",
+        "unsupported",
+        "UnsupportedVersion 1",
+        ka,
+        v1,
+        "format version 1 (a 116-byte header without the backup id), which version 2 \
+         readers do not read",
     );
     let mut swapped_cipher = small_aes.clone();
     swapped_cipher[7] = 2;
@@ -642,7 +776,7 @@ pub fn all_vectors() -> Vec<Vector> {
         "the (valid) header of another backup of the same payload with the same key, \
          followed by this backup's chunks; the header passes, chunk 0 does not",
     );
-    let other_chacha = encrypt(&ka, chacha, salt(14), &small_payload);
+    let other_chacha = encrypt(&ka, chacha, 14, &small_payload);
     bad(
         "header_spliced_other_cipher",
         "payload failure",
@@ -805,11 +939,11 @@ pub fn all_vectors() -> Vec<Vector> {
     // --- hostile streams built with the key (the library's writer never makes these) ---
     {
         let s = salt(20);
-        let (h, keys) = reference::header(&ka, 1, &s);
+        let (h, keys) = reference::header(&ka, 1, &s, &vector_id(20).to_bytes());
         let full = pseudo_random("crafted", CHUNK_SIZE);
         let mut bytes = h.to_vec();
-        bytes.extend(reference::seal(1, &keys.payload, 0, false, &h[84..], &full));
-        bytes.extend(reference::seal(1, &keys.payload, 1, true, &h[84..], &[]));
+        bytes.extend(reference::seal(1, &keys.payload, 0, false, &h[96..], &full));
+        bytes.extend(reference::seal(1, &keys.payload, 1, true, &h[96..], &[]));
         bad(
             "crafted_empty_final_after_full",
             "payload failure",
@@ -822,14 +956,14 @@ pub fn all_vectors() -> Vec<Vector> {
     }
     {
         let s = salt(21);
-        let (h, keys) = reference::header(&ka, 1, &s);
+        let (h, keys) = reference::header(&ka, 1, &s, &vector_id(21).to_bytes());
         let mut bytes = h.to_vec();
         bytes.extend(reference::seal(
             1,
             &keys.payload,
             0,
             false,
-            &h[84..],
+            &h[96..],
             &small_payload,
         ));
         bad(
@@ -843,7 +977,7 @@ pub fn all_vectors() -> Vec<Vector> {
     }
     {
         let s = salt(22);
-        let (h, keys) = reference::header(&ka, 2, &s);
+        let (h, keys) = reference::header(&ka, 2, &s, &vector_id(22).to_bytes());
         let mut bytes = h.to_vec();
         bytes.extend(reference::seal(
             2,
@@ -862,6 +996,7 @@ pub fn all_vectors() -> Vec<Vector> {
             "chunk 0 sealed with empty associated data instead of the header MAC",
         );
     }
+    v.extend(renamed);
     v
 }
 

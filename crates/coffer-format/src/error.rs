@@ -14,12 +14,18 @@ pub enum FormatError {
     UnsupportedVersion(u8),
     #[error("this backup uses cipher id {0}, which this Coffer does not support")]
     UnsupportedCipher(u8),
-    #[error("this backup uses chunk size 2^{0}, which format version 1 does not allow")]
+    #[error("this backup uses chunk size 2^{0}, which format version 2 does not allow")]
     UnsupportedChunkSize(u8),
     #[error("this key does not belong to this backup")]
     WrongKey,
     #[error("the backup header has been altered (its authentication failed)")]
     HeaderTampered,
+    /// The header authenticates, but it is another backup's: a copy stored under a name
+    /// that is not its own.
+    #[error(
+        "it is stored under the name {expected} but its header says {found}: renamed or replayed by the storage provider"
+    )]
+    IdMismatch { expected: String, found: String },
     #[error(
         "chunk {index} of the backup failed authentication: it was altered, reordered or cut short"
     )]
@@ -30,6 +36,8 @@ pub enum FormatError {
     TrailingData,
     #[error("the backup is too long: the chunk counter is exhausted")]
     TooLong,
+    #[error("the clock is outside the years a backup id can hold (1970 to 9999)")]
+    TimeOutOfRange,
     #[error(transparent)]
     Random(#[from] crate::key::RandomError),
     #[error("I/O error: {0}")]
@@ -50,6 +58,7 @@ impl FormatError {
             FormatError::NotCoffer
                 | FormatError::TruncatedHeader { .. }
                 | FormatError::HeaderTampered
+                | FormatError::IdMismatch { .. }
                 | FormatError::ChunkTampered { .. }
                 | FormatError::Truncated { .. }
                 | FormatError::TrailingData
@@ -81,10 +90,15 @@ impl FormatError {
             F::UnsupportedChunkSize(v) => F::UnsupportedChunkSize(*v),
             F::WrongKey => F::WrongKey,
             F::HeaderTampered => F::HeaderTampered,
+            F::IdMismatch { expected, found } => F::IdMismatch {
+                expected: expected.clone(),
+                found: found.clone(),
+            },
             F::ChunkTampered { index } => F::ChunkTampered { index: *index },
             F::Truncated { chunks } => F::Truncated { chunks: *chunks },
             F::TrailingData => F::TrailingData,
             F::TooLong => F::TooLong,
+            F::TimeOutOfRange => F::TimeOutOfRange,
             // The position in the stream is lost after an I/O error: retrying the same
             // reader cannot help, only starting over can.
             F::Random(_) | F::Io(_) => F::Io(io::Error::other(

@@ -5,15 +5,17 @@
 
 mod error;
 pub mod header;
+pub mod id;
 pub mod key;
 pub mod labels;
 mod stream;
 
 pub use error::FormatError;
 pub use header::{Cipher, HeaderInfo, CHUNK_SIZE, HEADER_LEN, TAG_LEN};
+pub use id::BackupId;
 pub use key::{BackupKey, KeyId, KeyParseError, RandomError};
 pub use stream::{
-    decrypt_to_vec, encrypt_to_vec, read_header_info, DecryptReader, EncryptWriter,
+    check_header, decrypt_to_vec, encrypt_to_vec, read_header_info, DecryptReader, EncryptWriter,
     SEALED_CHUNK_SIZE,
 };
 

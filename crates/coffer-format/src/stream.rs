@@ -12,6 +12,7 @@ use aes_gcm::Aes256Gcm;
 use chacha20poly1305::ChaCha20Poly1305;
 
 use crate::header::{Cipher, Header, HeaderInfo, StreamKeys, CHUNK_SIZE, HEADER_LEN, TAG_LEN};
+use crate::id::BackupId;
 use crate::key::{fill_random, BackupKey};
 use crate::FormatError;
 
@@ -148,11 +149,18 @@ pub struct EncryptWriter<W: Write> {
 }
 
 impl<W: Write> EncryptWriter<W> {
-    /// Starts a backup with a fresh random salt and writes the header.
-    pub fn new(key: &BackupKey, cipher: Cipher, inner: W) -> Result<Self, FormatError> {
+    /// Starts backup `id` with a fresh random salt and writes the header. The id goes
+    /// into the authenticated header: store the backup under `id`'s text form, the name
+    /// readers will expect.
+    pub fn new(
+        key: &BackupKey,
+        cipher: Cipher,
+        id: &BackupId,
+        inner: W,
+    ) -> Result<Self, FormatError> {
         let mut salt = [0u8; 32];
         fill_random(&mut salt)?;
-        Self::with_salt(key, cipher, salt, inner)
+        Self::with_salt(key, cipher, id, salt, inner)
     }
 
     /// Like [`EncryptWriter::new`] with a caller-chosen salt. Only for test vectors: reusing
@@ -161,10 +169,11 @@ impl<W: Write> EncryptWriter<W> {
     pub fn with_salt(
         key: &BackupKey,
         cipher: Cipher,
+        id: &BackupId,
         salt: [u8; 32],
         mut inner: W,
     ) -> Result<Self, FormatError> {
-        let (header, keys) = Header::create(key, cipher, salt);
+        let (header, keys) = Header::create(key, cipher, id, salt);
         inner.write_all(header.as_bytes())?;
         Ok(EncryptWriter {
             cipher: ChunkCipher::new(&keys, cipher, &header),
@@ -234,9 +243,10 @@ impl<W: Write> Write for EncryptWriter<W> {
     }
 }
 
-/// Decrypts a backup. [`DecryptReader::new`] checks the header against the key before any
-/// payload is read; `read` then returns plaintext chunk by chunk, each authenticated before
-/// it is returned. Errors arrive as `io::Error`s that [`FormatError::from_io`] turns back.
+/// Decrypts a backup. [`DecryptReader::new`] checks the header against the key, and that it
+/// names the backup asked for, before any payload is read; `read` then returns plaintext
+/// chunk by chunk, each authenticated before it is returned. Errors arrive as `io::Error`s
+/// that [`FormatError::from_io`] turns back.
 ///
 /// Plaintext is returned as soon as its chunk is authenticated, so a caller that must not
 /// act on a partial stream (a restore) stages the output until `read` returns 0.
@@ -254,11 +264,14 @@ pub struct DecryptReader<R: Read> {
 }
 
 impl<R: Read> DecryptReader<R> {
-    pub fn new(key: &BackupKey, mut inner: R) -> Result<Self, FormatError> {
+    /// Opens the backup stored as `expected_id` (the id's text form, as in the object
+    /// name). A backup whose authenticated header names another id is refused with
+    /// [`FormatError::IdMismatch`]: it was renamed or replayed.
+    pub fn new(key: &BackupKey, expected_id: &str, mut inner: R) -> Result<Self, FormatError> {
         let mut hbuf = [0u8; HEADER_LEN];
         let got = read_full(&mut inner, &mut hbuf)?;
         let header = Header::parse(&hbuf[..got])?;
-        let keys = header.open(key)?;
+        let keys = header.open(key, expected_id)?;
         Ok(DecryptReader {
             cipher: ChunkCipher::new(&keys, header.info.cipher, &header),
             inner,
@@ -271,6 +284,7 @@ impl<R: Read> DecryptReader<R> {
         })
     }
 
+    /// The authenticated header fields, the backup's id among them.
     pub fn info(&self) -> HeaderInfo {
         self.info
     }
@@ -360,27 +374,47 @@ fn read_full<R: Read>(r: &mut R, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Reads and parses only the header's public fields (no key needed).
+/// Reads and parses only the header's public fields (no key needed). Nothing in them is
+/// authenticated: they are what the header claims.
 pub fn read_header_info<R: Read>(mut r: R) -> Result<HeaderInfo, FormatError> {
     let mut hbuf = [0u8; HEADER_LEN];
     let got = read_full(&mut r, &mut hbuf)?;
     Ok(Header::parse(&hbuf[..got])?.info)
 }
 
-/// Encrypts a whole in-memory plaintext (for tests and small data).
+/// Authenticates a header under `key` and checks that it names `expected_id`, from the
+/// first [`HEADER_LEN`] bytes of a backup (more are ignored), without reading any chunk.
+/// Success means the header was written by a holder of the key for that backup; whether
+/// the chunks that follow are intact takes reading them.
+pub fn check_header(
+    key: &BackupKey,
+    expected_id: &str,
+    bytes: &[u8],
+) -> Result<HeaderInfo, FormatError> {
+    let header = Header::parse(&bytes[..bytes.len().min(HEADER_LEN)])?;
+    header.open(key, expected_id)?;
+    Ok(header.info)
+}
+
+/// Encrypts a whole in-memory plaintext as backup `id` (for tests and small data).
 pub fn encrypt_to_vec(
     key: &BackupKey,
     cipher: Cipher,
+    id: &BackupId,
     plaintext: &[u8],
 ) -> Result<Vec<u8>, FormatError> {
-    let mut w = EncryptWriter::new(key, cipher, Vec::new())?;
+    let mut w = EncryptWriter::new(key, cipher, id, Vec::new())?;
     w.write_all(plaintext)?;
     Ok(w.finish()?)
 }
 
-/// Decrypts a whole in-memory backup (for tests and small data).
-pub fn decrypt_to_vec(key: &BackupKey, backup: &[u8]) -> Result<Vec<u8>, FormatError> {
-    let mut r = DecryptReader::new(key, backup)?;
+/// Decrypts a whole in-memory backup stored as `expected_id` (for tests and small data).
+pub fn decrypt_to_vec(
+    key: &BackupKey,
+    expected_id: &str,
+    backup: &[u8],
+) -> Result<Vec<u8>, FormatError> {
+    let mut r = DecryptReader::new(key, expected_id, backup)?;
     let mut out = Vec::new();
     r.read_to_end(&mut out).map_err(FormatError::from_io)?;
     Ok(out)

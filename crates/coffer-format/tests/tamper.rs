@@ -1,14 +1,14 @@
 //! Every way of altering a stored backup is detected, and named correctly, for both ciphers.
 //!
-//! Layout reminders: the header is 116 bytes; a full sealed chunk is 65536 + 16 bytes.
+//! Layout reminders: the header is 128 bytes; a full sealed chunk is 65536 + 16 bytes.
 
 use std::cell::Cell;
 use std::io::{self, Read, Write};
 use std::rc::Rc;
 
 use coffer_format::{
-    decrypt_to_vec, encrypt_to_vec, encrypted_len, BackupKey, Cipher, DecryptReader, EncryptWriter,
-    FormatError, CHUNK_SIZE, HEADER_LEN, SEALED_CHUNK_SIZE, TAG_LEN,
+    decrypt_to_vec, encrypt_to_vec, encrypted_len, BackupId, BackupKey, Cipher, DecryptReader,
+    EncryptWriter, FormatError, CHUNK_SIZE, HEADER_LEN, SEALED_CHUNK_SIZE, TAG_LEN,
 };
 use proptest::prelude::*;
 
@@ -18,6 +18,19 @@ fn key(b: u8) -> BackupKey {
     BackupKey::from_bytes(core::array::from_fn(|i| {
         b.wrapping_mul(31).wrapping_add(i as u8)
     }))
+}
+
+/// The id every backup here is made as, and read under.
+fn id() -> BackupId {
+    BackupId::new(
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_800_000_000),
+        [1, 2, 3, 4],
+    )
+    .unwrap()
+}
+
+fn name() -> String {
+    id().to_string()
 }
 
 /// Deterministic filler bytes (xorshift), so tests need no large literals.
@@ -34,7 +47,7 @@ fn data(len: usize, seed: u64) -> Vec<u8> {
 }
 
 fn backup(k: &BackupKey, cipher: Cipher, plain: &[u8]) -> Vec<u8> {
-    let b = encrypt_to_vec(k, cipher, plain).unwrap();
+    let b = encrypt_to_vec(k, cipher, &id(), plain).unwrap();
     assert_eq!(b.len() as u64, encrypted_len(plain.len() as u64));
     b
 }
@@ -58,7 +71,7 @@ fn rebuild(backup: &[u8], order: &[usize]) -> Vec<u8> {
 
 /// Decrypts and insists that the result is an integrity error; returns it.
 fn must_fail(k: &BackupKey, bytes: &[u8], what: &str) -> FormatError {
-    match decrypt_to_vec(k, bytes) {
+    match decrypt_to_vec(k, &name(), bytes) {
         Ok(p) => panic!("{what}: altered backup decrypted ({} bytes)", p.len()),
         Err(e) => {
             assert!(!e.is_retryable(), "{what}: {e} claims to be retryable");
@@ -96,10 +109,11 @@ fn every_header_bit_flip_is_detected_and_named() {
             let e = must_fail(&k, &m, &what);
             let ok = match byte {
                 0..=5 => matches!(e, FormatError::NotCoffer),
-                6 => matches!(e, FormatError::UnsupportedVersion(v) if v == 1 ^ mask),
+                6 => matches!(e, FormatError::UnsupportedVersion(v) if v == 2 ^ mask),
                 7 => matches!(e, FormatError::UnsupportedCipher(c) if c == cipher.id() ^ mask),
                 8 => matches!(e, FormatError::UnsupportedChunkSize(s) if s == 16 ^ mask),
-                // Reserved, key id, salt, commitment, MAC: the right key sees an altered header.
+                // Reserved, key id, backup id, salt, commitment, MAC: the right key sees an
+                // altered header (an edited id never reaches the name comparison).
                 _ => matches!(e, FormatError::HeaderTampered),
             };
             assert!(ok, "{what}: unexpected error {e:?}");
@@ -393,7 +407,7 @@ fn wrong_key_is_reported_from_the_header_alone() {
                 inner: &b[..],
                 count: count.clone(),
             };
-            let e = DecryptReader::new(&wrong, r)
+            let e = DecryptReader::new(&wrong, &name(), r)
                 .err()
                 .expect("wrong key accepted");
             assert!(matches!(e, FormatError::WrongKey), "{cipher:?}: {e:?}");
@@ -406,12 +420,62 @@ fn wrong_key_is_reported_from_the_header_alone() {
             inner: &b[..],
             count: count.clone(),
         };
-        let mut reader = DecryptReader::new(&right, r).unwrap();
+        let mut reader = DecryptReader::new(&right, &name(), r).unwrap();
         assert_eq!(count.get(), HEADER_LEN);
         let mut out = Vec::new();
         reader.read_to_end(&mut out).unwrap();
         assert_eq!(out, three_chunk_plain());
         assert_eq!(count.get(), b.len());
+    }
+}
+
+/// A backup copied under another backup's name (a replay or a rollback by the provider)
+/// is refused from its header alone, whatever the other name's time: later, earlier, or
+/// the same with another tag.
+#[test]
+fn a_backup_read_under_another_name_is_refused_from_the_header_alone() {
+    let k = key(17);
+    let ms = std::time::Duration::from_millis(1);
+    for cipher in CIPHERS {
+        let b = backup(&k, cipher, &three_chunk_plain());
+        let info = coffer_format::check_header(&k, &name(), &b).unwrap();
+        assert_eq!(info.id, id(), "the authenticated id");
+        assert_eq!(info.id.created(), id().created());
+        for other in [
+            BackupId::new(id().created() + ms, id().tag()).unwrap(),
+            BackupId::new(id().created() - ms, id().tag()).unwrap(),
+            BackupId::new(id().created(), [9, 9, 9, 9]).unwrap(),
+        ] {
+            let other = other.to_string();
+            let count = Rc::new(Cell::new(0));
+            let r = Counting {
+                inner: &b[..],
+                count: count.clone(),
+            };
+            let e = DecryptReader::new(&k, &other, r)
+                .err()
+                .expect("a renamed backup opened");
+            assert_eq!(count.get(), HEADER_LEN, "bytes consumed before the refusal");
+            match &e {
+                FormatError::IdMismatch { expected, found } => {
+                    assert_eq!((expected, found), (&other, &name()));
+                }
+                e => panic!("{cipher:?}: {e:?}"),
+            }
+            assert!(e.is_integrity_failure() && !e.is_retryable());
+            let msg = e.to_string();
+            assert!(msg.contains("renamed or replayed"), "{msg}");
+            assert!(msg.contains(&other) && msg.contains(&name()), "{msg}");
+            assert!(matches!(
+                coffer_format::check_header(&k, &other, &b[..HEADER_LEN]),
+                Err(FormatError::IdMismatch { .. })
+            ));
+            // A wrong key is still reported as a wrong key.
+            assert!(matches!(
+                decrypt_to_vec(&key(18), &other, &b),
+                Err(FormatError::WrongKey)
+            ));
+        }
     }
 }
 
@@ -425,7 +489,7 @@ fn wrong_key_wins_over_a_damaged_body() {
         for body in [&b[HEADER_LEN..], &[][..], &[0xaa; 300][..]] {
             let m = [&b[..HEADER_LEN], body].concat();
             assert!(matches!(
-                decrypt_to_vec(&key(16), &m),
+                decrypt_to_vec(&key(16), &name(), &m),
                 Err(FormatError::WrongKey)
             ));
         }
@@ -469,7 +533,7 @@ fn read_after_an_authentication_failure_fails_again() {
     let b = backup(&k, Cipher::Aes256Gcm, &three_chunk_plain());
     let mut m = b.clone();
     m[HEADER_LEN + 10] ^= 1;
-    let mut r = DecryptReader::new(&k, &m[..]).unwrap();
+    let mut r = DecryptReader::new(&k, &name(), &m[..]).unwrap();
     let mut buf = vec![0u8; 1 << 17];
     assert!(r.read(&mut buf).is_err());
     // Ok(0) would be as wrong as data: it tells the caller the stream ended cleanly.
@@ -490,7 +554,7 @@ fn retrying_after_an_io_error_never_yields_unauthenticated_bytes() {
         fail_at: HEADER_LEN + SEALED_CHUNK_SIZE + 100,
         failed: false,
     };
-    let mut r = DecryptReader::new(&k, src).unwrap();
+    let mut r = DecryptReader::new(&k, &name(), src).unwrap();
     let mut buf = vec![0u8; 1 << 17];
     let mut out = Vec::new();
     for _ in 0..100 {
@@ -541,7 +605,7 @@ fn writing_after_an_io_error_does_not_panic() {
         fail_after: HEADER_LEN + 100,
         failed: false,
     };
-    let mut w = EncryptWriter::new(&k, Cipher::Aes256Gcm, sink).unwrap();
+    let mut w = EncryptWriter::new(&k, Cipher::Aes256Gcm, &id(), sink).unwrap();
     w.write_all(&data(CHUNK_SIZE, 1)).unwrap(); // buffered, not yet sealed
     assert!(w.write_all(b"x").is_err()); // seals chunk 0; the sink fails
     let retried = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| w.write_all(b"y")));
@@ -572,7 +636,11 @@ fn chunk_boundary_lengths_round_trip() {
                 b.len(),
                 HEADER_LEN + len + len.div_ceil(CHUNK_SIZE).max(1) * TAG_LEN
             );
-            assert_eq!(decrypt_to_vec(&k, &b).unwrap(), plain, "{cipher:?} {len}");
+            assert_eq!(
+                decrypt_to_vec(&k, &name(), &b).unwrap(),
+                plain,
+                "{cipher:?} {len}"
+            );
         }
     }
 }
@@ -583,7 +651,7 @@ fn cipher_strategy() -> impl Strategy<Value = Cipher> {
 
 /// Writes `plain` in pieces of the given sizes (cycled), then finishes.
 fn encrypt_split(k: &BackupKey, cipher: Cipher, plain: &[u8], splits: &[usize]) -> Vec<u8> {
-    let mut w = EncryptWriter::new(k, cipher, Vec::new()).unwrap();
+    let mut w = EncryptWriter::new(k, cipher, &id(), Vec::new()).unwrap();
     let mut rest = plain;
     let mut i = 0;
     while !rest.is_empty() {
@@ -664,7 +732,7 @@ proptest! {
         let plain = data(len, seed);
         let b = encrypt_split(&k, cipher, &plain, &splits);
         prop_assert_eq!(b.len() as u64, encrypted_len(len as u64));
-        let mut r = DecryptReader::new(&k, &b[..]).unwrap();
+        let mut r = DecryptReader::new(&k, &name(), &b[..]).unwrap();
         prop_assert_eq!(r.info().cipher, cipher);
         let mut out = Vec::with_capacity(len);
         let mut buf = vec![0u8; read_size];
@@ -692,7 +760,7 @@ proptest! {
             }
         }
         prop_assume!(m != b);
-        match decrypt_to_vec(&k, &m) {
+        match decrypt_to_vec(&k, &name(), &m) {
             Ok(p) => prop_assert!(false, "mutated backup decrypted to {} bytes", p.len()),
             Err(e) => prop_assert!(!e.is_retryable(), "{}", e),
         }
@@ -711,7 +779,7 @@ proptest! {
         if with_magic {
             input.splice(0..0, *b"COFFER\x01\x01\x10\0\0\0");
         }
-        prop_assert!(decrypt_to_vec(&key(21), &input).is_err());
+        prop_assert!(decrypt_to_vec(&key(21), &name(), &input).is_err());
     }
 
     #[test]
@@ -723,7 +791,7 @@ proptest! {
         let b = backup(&k, cipher, b"");
         let input = [&b[..HEADER_LEN], &body[..]].concat();
         prop_assume!(input != b);
-        let e = decrypt_to_vec(&k, &input).unwrap_err();
+        let e = decrypt_to_vec(&k, &name(), &input).unwrap_err();
         prop_assert!(e.is_integrity_failure(), "{}", e);
     }
 }

@@ -18,10 +18,11 @@ mod gen_vectors;
 
 const MIN_VECTORS: usize = 25;
 
-const CATEGORIES: [&str; 6] = [
+const CATEGORIES: [&str; 7] = [
     "success",
     "wrong key",
     "header failure",
+    "renamed",
     "payload failure",
     "not coffer",
     "unsupported",
@@ -44,6 +45,10 @@ impl Vector {
         BackupKey::parse(self.field("key").unwrap())
             .unwrap_or_else(|e| panic!("{}: bad key line: {e}", self.name))
     }
+    /// The id the backup is read under (the name it is stored as).
+    fn id(&self) -> &str {
+        self.field("id").unwrap()
+    }
 }
 
 fn vectors_dir() -> PathBuf {
@@ -63,7 +68,10 @@ fn parse_vector(name: &str, data: &[u8]) -> Vector {
             .split_once(": ")
             .unwrap_or_else(|| panic!("{name}: malformed header line {line:?}"));
         assert!(
-            matches!(k, "expect" | "key" | "payload sha256" | "error" | "comment"),
+            matches!(
+                k,
+                "expect" | "key" | "id" | "payload sha256" | "error" | "comment"
+            ),
             "{name}: unknown field {k:?}"
         );
         assert!(
@@ -76,7 +84,7 @@ fn parse_vector(name: &str, data: &[u8]) -> Vector {
         fields,
         bytes: data[split + 2..].to_vec(),
     };
-    for required in ["expect", "key", "comment"] {
+    for required in ["expect", "key", "id", "comment"] {
         assert!(v.field(required).is_some(), "{name}: no {required:?} line");
     }
     assert!(
@@ -88,6 +96,10 @@ fn parse_vector(name: &str, data: &[u8]) -> Vector {
     assert!(
         key.len() == 64 && key.bytes().all(|b| b.is_ascii_hexdigit()),
         "{name}: key must be 64 hex digits"
+    );
+    assert!(
+        coffer_format::BackupId::parse(v.id()).is_some(),
+        "{name}: the id line is not a backup id"
     );
     let success = v.expect() == "success";
     assert_eq!(
@@ -126,11 +138,14 @@ fn category(e: &FormatError) -> &'static str {
         | FormatError::UnsupportedChunkSize(_) => "unsupported",
         FormatError::WrongKey => "wrong key",
         FormatError::TruncatedHeader { .. } | FormatError::HeaderTampered => "header failure",
+        FormatError::IdMismatch { .. } => "renamed",
         FormatError::ChunkTampered { .. }
         | FormatError::Truncated { .. }
         | FormatError::TrailingData
         | FormatError::TooLong => "payload failure",
-        FormatError::Random(_) | FormatError::Io(_) => panic!("unexpected error: {e}"),
+        FormatError::Random(_) | FormatError::Io(_) | FormatError::TimeOutOfRange => {
+            panic!("unexpected error: {e}")
+        }
     }
 }
 
@@ -144,11 +159,14 @@ fn detail(e: &FormatError) -> String {
         FormatError::UnsupportedChunkSize(s) => format!("UnsupportedChunkSize {s}"),
         FormatError::WrongKey => "WrongKey".into(),
         FormatError::HeaderTampered => "HeaderTampered".into(),
+        FormatError::IdMismatch { .. } => "IdMismatch".into(),
         FormatError::ChunkTampered { index } => format!("ChunkTampered {index}"),
         FormatError::Truncated { chunks } => format!("Truncated {chunks}"),
         FormatError::TrailingData => "TrailingData".into(),
         FormatError::TooLong => "TooLong".into(),
-        FormatError::Random(_) | FormatError::Io(_) => format!("{e}"),
+        FormatError::Random(_) | FormatError::Io(_) | FormatError::TimeOutOfRange => {
+            format!("{e}")
+        }
     }
 }
 
@@ -167,8 +185,13 @@ impl Read for Trickle<'_> {
     }
 }
 
-fn decrypt_with<R: Read>(key: &BackupKey, r: R, read_size: usize) -> Result<Vec<u8>, FormatError> {
-    let mut reader = DecryptReader::new(key, r)?;
+fn decrypt_with<R: Read>(
+    key: &BackupKey,
+    id: &str,
+    r: R,
+    read_size: usize,
+) -> Result<Vec<u8>, FormatError> {
+    let mut reader = DecryptReader::new(key, id, r)?;
     let mut out = Vec::new();
     let mut buf = vec![0u8; read_size];
     loop {
@@ -231,13 +254,36 @@ fn every_vector_gives_its_expected_outcome() {
     for v in &vectors {
         let key = v.key();
         // Whole buffer, 64 KiB reads.
-        failures.extend(check(v, "slice", decrypt_with(&key, &v.bytes[..], 1 << 16)));
+        failures.extend(check(
+            v,
+            "slice",
+            decrypt_with(&key, v.id(), &v.bytes[..], 1 << 16),
+        ));
         // Short reads from the source and odd-sized reads by the caller.
         let trickle = Trickle {
             data: &v.bytes,
             step: 4093,
         };
-        failures.extend(check(v, "trickle", decrypt_with(&key, trickle, 1000)));
+        failures.extend(check(
+            v,
+            "trickle",
+            decrypt_with(&key, v.id(), trickle, 1000),
+        ));
+        // The header check alone agrees with the whole read on every header-level outcome.
+        let header_only = coffer_format::check_header(&key, v.id(), &v.bytes).map(|_| ());
+        match (v.expect(), header_only) {
+            ("success" | "payload failure", Ok(())) => {}
+            ("success" | "payload failure", Err(e)) => {
+                failures.push(format!("{}: header check failed: {e}", v.name))
+            }
+            (_, Ok(())) => failures.push(format!("{}: header check passed", v.name)),
+            (expect, Err(e)) if category(&e) != expect => failures.push(format!(
+                "{}: header check says `{}`, expected `{expect}`",
+                v.name,
+                category(&e)
+            )),
+            _ => {}
+        }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
@@ -315,8 +361,60 @@ mod spec_decoder {
     const CHUNK: usize = 65536;
     const TAG: usize = 16;
     const SEALED: usize = CHUNK + TAG;
+    const HEADER: usize = 128;
+    /// 9999-12-31T23:59:59.999Z in milliseconds since the Unix epoch.
+    const MAX_CREATED: u64 = 253_402_300_799_999;
 
-    pub fn decode(key: &[u8; 32], data: &[u8]) -> Result<Vec<u8>, &'static str> {
+    /// The text form of a backup id (section 4): the UTC date and time of `created`
+    /// (milliseconds since the Unix epoch, proleptic Gregorian calendar) as
+    /// `YYYYMMDDTHHMMSSmmmZ`, a dash, and the tag in lower-case hex.
+    pub fn id_text(created: u64, tag: &[u8]) -> String {
+        let (days, ms_of_day) = (created / 86_400_000, created % 86_400_000);
+        // Walk years, then months, from 1970-01-01.
+        let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let (mut year, mut left) = (1970u64, days);
+        loop {
+            let len = if leap(year) { 366 } else { 365 };
+            if left < len {
+                break;
+            }
+            left -= len;
+            year += 1;
+        }
+        let months = [
+            31,
+            if leap(year) { 29 } else { 28 },
+            31,
+            30,
+            31,
+            30,
+            31,
+            31,
+            30,
+            31,
+            30,
+            31,
+        ];
+        let mut month = 0;
+        while left >= months[month] {
+            left -= months[month];
+            month += 1;
+        }
+        let (h, m, sec, ms) = (
+            ms_of_day / 3_600_000,
+            ms_of_day / 60_000 % 60,
+            ms_of_day / 1000 % 60,
+            ms_of_day % 1000,
+        );
+        let tag: String = tag.iter().map(|b| format!("{b:02x}")).collect();
+        format!(
+            "{year:04}{:02}{:02}T{h:02}{m:02}{sec:02}{ms:03}Z-{tag}",
+            month + 1,
+            left + 1
+        )
+    }
+
+    pub fn decode(key: &[u8; 32], expected_id: &str, data: &[u8]) -> Result<Vec<u8>, &'static str> {
         // 1. Magic (a short input that is a prefix of the magic is a cut-off header).
         if data.len() < 6 {
             return Err(if b"COFFER".starts_with(data) {
@@ -332,10 +430,10 @@ mod spec_decoder {
         if data.len() < 7 {
             return Err("header failure");
         }
-        if data[6] != 1 {
+        if data[6] != 2 {
             return Err("unsupported");
         }
-        if data.len() < 116 {
+        if data.len() < HEADER {
             return Err("header failure");
         }
         let cipher = data[7];
@@ -350,19 +448,23 @@ mod spec_decoder {
         if data[9..12] != [0, 0, 0] {
             return Err("header failure");
         }
+        let created = u64::from_be_bytes(data[20..28].try_into().unwrap());
+        if created > MAX_CREATED {
+            return Err("header failure");
+        }
         // 3. Key id and commitment, to tell a wrong key from an altered header.
         let mut id = [0u8; 8];
         Hkdf::<Sha256>::new(None, key)
             .expand(labels::KEY_ID, &mut id)
             .unwrap();
-        let prk = Hkdf::<Sha256>::new(Some(&data[20..52]), key);
+        let prk = Hkdf::<Sha256>::new(Some(&data[32..64]), key);
         let expand = |label: &[u8]| {
             let mut out = [0u8; 32];
             prk.expand(label, &mut out).unwrap();
             out
         };
         let id_ok = id == data[12..20];
-        let commitment_ok = expand(labels::COMMITMENT) == data[52..84];
+        let commitment_ok = expand(labels::COMMITMENT) == data[64..96];
         match (id_ok, commitment_ok) {
             (false, false) => return Err("wrong key"),
             (true, true) => {}
@@ -370,15 +472,19 @@ mod spec_decoder {
         }
         // 4. Header MAC.
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&expand(labels::HEADER_MAC)).unwrap();
-        mac.update(&data[..84]);
-        if mac.verify_slice(&data[84..116]).is_err() {
+        mac.update(&data[..96]);
+        if mac.verify_slice(&data[96..128]).is_err() {
             return Err("header failure");
         }
-        // 5. Chunks: all full except the last, which is shorter or full, and empty only
+        // 5. The backup it says it is.
+        if id_text(created, &data[28..32]) != expected_id {
+            return Err("renamed");
+        }
+        // 6. Chunks: all full except the last, which is shorter or full, and empty only
         // when it is the only one.
         let payload_key = expand(payload_label);
-        let aad = &data[84..116];
-        let body = &data[116..];
+        let aad = &data[96..128];
+        let body = &data[HEADER..];
         if body.is_empty() {
             return Err("payload failure");
         }
@@ -423,7 +529,7 @@ fn independent_decoder_agrees_on_every_vector() {
     let mut failures = Vec::new();
     for v in &vectors {
         let key = *v.key().as_bytes();
-        let got = match spec_decoder::decode(&key, &v.bytes) {
+        let got = match spec_decoder::decode(&key, v.id(), &v.bytes) {
             Ok(plain) => {
                 let h = hex(&Sha256::digest(&plain));
                 if v.field("payload sha256") == Some(h.as_str()) {
@@ -452,8 +558,9 @@ fn format_md_lists_every_label() {
             "docs/FORMAT.md does not list the label `{label}`"
         );
     }
-    // And no stale label: every `coffer/v1/…` string in the document is a real label.
-    for (start, _) in doc.match_indices("coffer/v1/") {
+    // And no stale label: every `coffer/v…/…` string in the document is a real label.
+    for (start, _) in doc.match_indices("`coffer/v") {
+        let start = start + 1;
         let label: String = doc[start..]
             .chars()
             .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '.' | '_'))
@@ -461,6 +568,95 @@ fn format_md_lists_every_label() {
         assert!(
             coffer_format::labels::ALL.contains(&label.as_bytes()),
             "docs/FORMAT.md mentions `{label}`, which is not in labels.rs"
+        );
+    }
+}
+
+/// The worked example of docs/FORMAT.md (section 14) is `ok_empty_aes.cbv`, recomputed here
+/// step by step from the document's definitions: every value it shows must be right.
+#[test]
+fn format_md_worked_example_is_right() {
+    use hkdf::Hkdf;
+    use hmac::{Hmac, Mac};
+    let v = load_vectors()
+        .into_iter()
+        .find(|v| v.name == "ok_empty_aes")
+        .expect("the ok_empty_aes vector");
+    let k = *v.key().as_bytes();
+    let b = &v.bytes;
+    assert_eq!(b.len(), 128 + 16);
+    let mut key_id = [0u8; 8];
+    Hkdf::<Sha256>::new(None, &k)
+        .expand(coffer_format::labels::KEY_ID, &mut key_id)
+        .unwrap();
+    let salt = &b[32..64];
+    let (prk, hk) = Hkdf::<Sha256>::extract(Some(salt), &k);
+    let expand = |label: &[u8]| {
+        let mut out = [0u8; 32];
+        hk.expand(label, &mut out).unwrap();
+        out
+    };
+    let commitment = expand(coffer_format::labels::COMMITMENT);
+    let mac_key = expand(coffer_format::labels::HEADER_MAC);
+    let payload_key = expand(coffer_format::labels::PAYLOAD_AES_256_GCM);
+    let mut m = <Hmac<Sha256> as Mac>::new_from_slice(&mac_key).unwrap();
+    m.update(&b[..96]);
+    let mac: [u8; 32] = m.finalize().into_bytes().into();
+    assert_eq!(&b[12..20], &key_id);
+    assert_eq!(&b[64..96], &commitment);
+    assert_eq!(&b[96..128], &mac);
+    let created = u64::from_be_bytes(b[20..28].try_into().unwrap());
+    assert_eq!(spec_decoder::id_text(created, &b[28..32]), v.id());
+    let values = format!(
+        "K              {}\n\
+         key_id         {}\n\
+         backup id      {} (created {created} ms, tag {})\n\
+         salt           {}\n\
+         PRK            {}\n\
+         commitment     {}\n\
+         header_mac_key {}\n\
+         payload_key    {}\n\
+         header MAC     {}\n\
+         nonce_0        000000000000000000000001   (the only chunk is the final one)\n\
+         C_0            {}   (empty ciphertext, 16-byte tag)\n",
+        hex(&k),
+        hex(&key_id),
+        v.id(),
+        hex(&b[28..32]),
+        hex(salt),
+        hex(&prk),
+        hex(&commitment),
+        hex(&mac_key),
+        hex(&payload_key),
+        hex(&mac),
+        hex(&b[128..]),
+    );
+    let bytes = format!(
+        "offset 0    {} {} {} {} {} {}\n\
+         offset 20   {} {}\n\
+         offset 32   {}\n\
+         offset 64   {}\n\
+         offset 96   {}\n\
+         offset 128  {}\n",
+        hex(&b[..6]),
+        hex(&b[6..7]),
+        hex(&b[7..8]),
+        hex(&b[8..9]),
+        hex(&b[9..12]),
+        hex(&b[12..20]),
+        hex(&b[20..28]),
+        hex(&b[28..32]),
+        hex(&b[32..64]),
+        hex(&b[64..96]),
+        hex(&b[96..128]),
+        hex(&b[128..]),
+    );
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/FORMAT.md");
+    let doc = std::fs::read_to_string(&path).unwrap();
+    for block in [values, bytes] {
+        assert!(
+            doc.contains(&block),
+            "docs/FORMAT.md's worked example should read:\n{block}"
         );
     }
 }

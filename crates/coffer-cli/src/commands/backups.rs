@@ -3,10 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use coffer_client::catalog::{self, Entry, PassedOver, Standing};
 use coffer_client::profile::LastBackup;
 use coffer_client::storage::{plan_prune, PrunePolicy};
-use coffer_client::{BackupOptions, Mode, Profile, Storage, StorageUrl, StoredBackup};
-use coffer_format::{BackupKey, Cipher, HEADER_LEN};
+use coffer_client::{BackupOptions, Config, Mode, Profile, Storage, StorageUrl, StoredBackup};
+use coffer_format::{BackupKey, Cipher};
 use serde_json::json;
 
 use super::{cipher, obtain_key, storage, usage, KeySource};
@@ -111,39 +112,96 @@ pub async fn backup(
     Ok(())
 }
 
-/// The key id recorded in a stored backup's header, if readable.
-async fn key_id_of(storage: &Storage, b: &StoredBackup) -> Option<String> {
-    let head = storage.read_range(b, 0, HEADER_LEN as u64).await.ok()?;
-    coffer_format::read_header_info(&head[..])
-        .ok()
-        .map(|h| h.key_id.to_string())
+/// This profile's key, if it has one.
+fn own_key(profile: &Profile) -> Result<Option<BackupKey>> {
+    Ok(if profile.has_key() {
+        Some(profile.load_key()?)
+    } else {
+        None
+    })
+}
+
+/// The warning when `entries` (a whole listing) do not show this device's last backup as
+/// its own.
+fn last_backup_warning(config: &Config, storage: &Storage, entries: &[Entry]) -> Option<String> {
+    let last = config.last_backup.as_ref()?;
+    let found = entries.iter().find(|e| e.backup.id == last.id);
+    catalog::last_backup_warning(last, &storage.url().display(), found)
+}
+
+/// The warnings after backup `chosen` was read: what was passed over to find it, and a
+/// rollback (it is older than the last backup this device made).
+fn choice_warnings(
+    config: &Config,
+    storage: &Storage,
+    chosen: &str,
+    passed_over: &[PassedOver],
+) -> Vec<String> {
+    let mut out: Vec<String> = passed_over
+        .iter()
+        .map(|p| passed_over_warning(p, chosen))
+        .collect();
+    if let Some(last) = &config.last_backup {
+        out.extend(catalog::last_backup_warning_for_choice(
+            last,
+            &storage.url().display(),
+            chosen,
+            passed_over,
+        ));
+    }
+    out
+}
+
+fn passed_over_warning(p: &PassedOver, chosen: &str) -> String {
+    format!(
+        "passed over {}, which is named as newer than {chosen}: {}",
+        p.id, p.reason
+    )
+}
+
+fn status_name(standing: &Standing) -> &'static str {
+    match standing {
+        Standing::Ours => "ours",
+        Standing::OtherKey { .. } => "other_key",
+        Standing::Damaged(_) => "damaged",
+        Standing::Unchecked => "unchecked",
+    }
 }
 
 pub async fn list(out: &Output, profile: &Profile, from: Option<String>) -> Result<()> {
     let config = profile.load_config()?;
     let storage = storage(&config, from, false)?;
-    let backups = storage.list().await?;
-    // Marks the backups this device's key opens (key mode only; none in password mode).
-    let own_key_id = profile
-        .has_key()
-        .then(|| profile.load_key().ok())
-        .flatten()
-        .map(|k| k.id().to_string());
-    let mut rows = Vec::new();
-    for b in &backups {
-        let key_id = key_id_of(&storage, b).await;
-        let this_key = key_id.is_some() && key_id == own_key_id;
-        rows.push(json!({
-            "id": b.id,
-            "time": humantime::format_rfc3339_millis(b.created).to_string(),
-            "size": b.size,
-            "key_id": key_id,
-            "this_device_key": this_key,
-            "segments": b.segments.as_ref().map(Vec::len),
-        }));
+    // Each header is checked under this device's key against the name it is stored as:
+    // only what passes is marked as this device's.
+    let key = own_key(profile)?;
+    let entries = catalog::survey(&storage, key.as_ref()).await?;
+    let warnings: Vec<String> = last_backup_warning(&config, &storage, &entries)
+        .into_iter()
+        .collect();
+    let rows: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            let b = &e.backup;
+            json!({
+                "id": b.id,
+                "time": humantime::format_rfc3339_millis(b.created).to_string(),
+                "size": b.size,
+                "key_id": e.key_id.map(|k| k.to_string()),
+                "this_device_key": e.is_ours(),
+                "status": status_name(&e.standing),
+                "problem": e.problem(),
+                "segments": b.segments.as_ref().map(Vec::len),
+            })
+        })
+        .collect();
+    out.json(
+        json!({"ok": true, "storage": storage.url().display(), "checked": key.is_some(),
+                    "backups": rows, "warnings": warnings}),
+    );
+    for w in &warnings {
+        out.warn(w);
     }
-    out.json(json!({"ok": true, "storage": storage.url().display(), "backups": rows}));
-    if backups.is_empty() {
+    if entries.is_empty() {
         out.say(format!("No backups in {}.", storage.url().display()));
         return Ok(());
     }
@@ -151,19 +209,29 @@ pub async fn list(out: &Output, profile: &Profile, from: Option<String>) -> Resu
         "{:<29} {:<21} {:>10}  {}",
         "ID", "TIME (UTC)", "SIZE", "KEY FINGERPRINT"
     ));
-    for (b, row) in backups.iter().zip(&rows) {
-        let mine = if row["this_device_key"] == true {
-            "  (this device's key)"
-        } else {
-            ""
+    for e in &entries {
+        let b = &e.backup;
+        let mark = match &e.standing {
+            Standing::Ours => "  (this device's key)".to_string(),
+            Standing::Damaged(_) => format!("  damaged: {}", e.problem().unwrap_or_default()),
+            Standing::OtherKey { .. } | Standing::Unchecked => String::new(),
         };
+        let fingerprint = e
+            .key_id
+            .map_or("(unreadable)".to_string(), |k| k.to_string());
         out.say(format!(
-            "{:<29} {:<21} {:>10}  {}{mine}",
+            "{:<29} {:<21} {:>10}  {fingerprint}{mark}",
             b.id,
             humantime::format_rfc3339_seconds(b.created).to_string(),
             human_bytes(b.size),
-            row["key_id"].as_str().unwrap_or("(unreadable)")
         ));
+    }
+    if key.is_none() {
+        out.say(
+            "This profile has no key, so nothing above is checked: each fingerprint is what \
+             its header claims, and the marks for your own backups and damaged ones need the \
+             key.",
+        );
     }
     Ok(())
 }
@@ -175,10 +243,26 @@ pub async fn prune(
     policy: PrunePolicy,
     dry_run: bool,
 ) -> Result<()> {
-    let config = profile.load_config()?;
+    let mut config = profile.load_config()?;
     let storage = storage(&config, from, false)?;
-    let backups = storage.list().await?;
-    let doomed = plan_prune(&backups, policy, std::time::SystemTime::now());
+    let key = own_key(profile)?.ok_or_else(|| {
+        usage("prune deletes only backups that verify under this device's key, and this profile has none; run it where the backups were made, or restore first")
+    })?;
+    // Only backups whose headers verify under the key are counted or deleted: a renamed
+    // copy or another key's backup must never push a real one out.
+    let entries = catalog::survey(&storage, Some(&key)).await?;
+    let warnings: Vec<String> = last_backup_warning(&config, &storage, &entries)
+        .into_iter()
+        .collect();
+    for w in &warnings {
+        out.warn(w);
+    }
+    let ours: Vec<StoredBackup> = entries
+        .iter()
+        .filter(|e| e.is_ours())
+        .map(|e| e.backup.clone())
+        .collect();
+    let doomed = plan_prune(&ours, policy, std::time::SystemTime::now());
     let verb = if dry_run { "Would delete" } else { "Deleted" };
     let mut removed = Vec::new();
     for b in &doomed {
@@ -193,6 +277,12 @@ pub async fn prune(
             human_bytes(b.size)
         ));
     }
+    let mut left_alone = Vec::new();
+    for e in entries.iter().filter(|e| !e.is_ours()) {
+        let reason = e.problem().unwrap_or_default();
+        out.say(format!("Left alone {}: {reason}.", e.backup.id));
+        left_alone.push(json!({"id": e.backup.id, "reason": reason}));
+    }
     let stale = if dry_run {
         0
     } else {
@@ -200,24 +290,47 @@ pub async fn prune(
             .remove_stale_uploads(coffer_client::pipeline::STALE_UPLOAD_AGE)
             .await?
     };
-    let kept: Vec<&str> = backups
-        .iter()
-        .filter(|b| !removed.contains(&b.id))
-        .map(|b| b.id.as_str())
-        .collect();
+    let kept: Vec<&StoredBackup> = ours.iter().filter(|b| !removed.contains(&b.id)).collect();
+    // A last backup this device deleted itself must not later look hidden: the newest kept
+    // one (verified, and at least as new) takes its place.
+    let deleted_last = config
+        .last_backup
+        .as_ref()
+        .is_some_and(|l| removed.contains(&l.id));
+    if deleted_last {
+        if let Some(newest) = kept.last() {
+            config.last_backup = Some(LastBackup {
+                id: newest.id.clone(),
+                stored_bytes: newest.size,
+                storage: storage.url().display(),
+            });
+            profile.save_config(&config)?;
+        }
+    }
+    let kept: Vec<&str> = kept.iter().map(|b| b.id.as_str()).collect();
     out.json(json!({
         "ok": true,
         "dry_run": dry_run,
         "removed": removed,
         "kept": kept,
+        "left_alone": left_alone,
         "stale_uploads_removed": stale,
+        "warnings": warnings,
     }));
     out.say(format!(
-        "{} {} of {} backups; {} kept{}.",
+        "{} {} of {} backups made with this key; {} kept{}{}.",
         verb,
         removed.len(),
-        backups.len(),
+        ours.len(),
         kept.len(),
+        if left_alone.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; {} left alone (another key's, or damaged)",
+                left_alone.len()
+            )
+        },
         if stale > 0 {
             format!("; removed {stale} abandoned uploads")
         } else {
@@ -238,11 +351,16 @@ pub async fn verify(
     let storage = storage(&config, from, false)?;
     let key = obtain_key(profile, source).await?;
     let report = coffer_client::verify(&storage, &key, id.as_deref(), out.progress()).await?;
-    out.json(json!({"ok": true, "verified": report}));
+    let warnings = choice_warnings(&config, &storage, &report.id, &report.passed_over);
+    for w in &warnings {
+        out.warn(w);
+    }
+    out.json(json!({"ok": true, "verified": report, "warnings": warnings}));
     let c = &report.contents;
     out.say(format!(
-        "Backup {} is intact: {} stored bytes authenticated; {} files, {} folders, {} symlinks ({}).",
+        "Backup {} (made {}) is intact: {} stored bytes authenticated; {} files, {} folders, {} symlinks ({}).",
         report.id,
+        report.created,
         report.stored_bytes,
         c.files,
         c.directories,
@@ -265,6 +383,10 @@ pub async fn restore(
     let key = obtain_key(profile, source).await?;
     let report =
         coffer_client::restore(&storage, &key, id.as_deref(), into, out.progress()).await?;
+    let warnings = choice_warnings(&config, &storage, &report.id, &report.passed_over);
+    for w in &warnings {
+        out.warn(w);
+    }
     // A new device restoring with its key carries on backing up with the same key.
     let adopted = !profile.has_key();
     if adopted {
@@ -282,11 +404,15 @@ pub async fn restore(
             .get_or_insert_with(|| storage.url().display());
         profile.save_config(&config)?;
     }
-    out.json(json!({"ok": true, "restored": report, "into": into, "profile_enabled": adopted}));
+    out.json(
+        json!({"ok": true, "restored": report, "into": into, "profile_enabled": adopted,
+                    "warnings": warnings}),
+    );
     let c = &report.contents;
     out.say(format!(
-        "Restored backup {} into {}: {} files, {} folders, {} symlinks ({}).",
+        "Restored backup {} (made {}) into {}: {} files, {} folders, {} symlinks ({}).",
         report.id,
+        report.created,
         into.display(),
         c.files,
         c.directories,
@@ -310,11 +436,17 @@ pub async fn decrypt(
     let config = profile.load_config()?;
     let storage = storage(&config, from, false)?;
     let key = obtain_key(profile, source).await?;
-    let b = coffer_client::export_payload(&storage, &key, id.as_deref(), output).await?;
-    out.json(json!({"ok": true, "id": b.id, "output": output}));
+    let choice = coffer_client::export_payload(&storage, &key, id.as_deref(), output).await?;
+    let warnings = choice_warnings(&config, &storage, &choice.backup.id, &choice.passed_over);
+    for w in &warnings {
+        out.warn(w);
+    }
+    let b = &choice.backup;
+    out.json(json!({"ok": true, "id": b.id, "output": output, "warnings": warnings}));
     out.say(format!(
-        "Wrote the authenticated payload of {} (zstd-compressed tar) to {}.",
+        "Wrote the authenticated payload of {} (made {}) (zstd-compressed tar) to {}.",
         b.id,
+        humantime::format_rfc3339_seconds(b.created),
         output.display()
     ));
     Ok(())

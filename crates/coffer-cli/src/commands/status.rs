@@ -1,7 +1,7 @@
 //! `status` and `disable`.
 
 use anyhow::Result;
-use coffer_client::{Mode, Profile, VaultStatus};
+use coffer_client::{catalog, Mode, Profile, VaultStatus};
 use serde_json::json;
 
 use super::{storage, usage};
@@ -10,24 +10,38 @@ use crate::output::{human_bytes, Output};
 pub async fn status(out: &Output, profile: &Profile) -> Result<()> {
     let config = profile.load_config()?;
     let enabled = profile.has_key();
-    let key_id = if enabled {
-        Some(profile.load_key()?.id().to_string())
+    let key = if enabled {
+        Some(profile.load_key()?)
     } else {
         None
     };
-    let stored = match (&config.storage, enabled) {
+    let key_id = key.as_ref().map(|k| k.id().to_string());
+    let listed = match (&config.storage, &key) {
         // Status reports on the storage; it does not fail because of it.
-        (Some(_), true) => Some(match storage(&config, None, false) {
-            Ok(s) => s.list().await.map(|v| v.len()).map_err(anyhow::Error::from),
+        (Some(_), Some(_)) => Some(match storage(&config, None, false) {
+            Ok(s) => s.list().await.map(|v| (s, v)).map_err(anyhow::Error::from),
             Err(e) => Err(e),
         }),
         _ => None,
     };
+    // Whether storage still shows this device's last backup, as its own: one header read.
+    let mut warnings = Vec::new();
+    if let (Some(Ok((s, v))), Some(last), Some(key)) = (&listed, &config.last_backup, &key) {
+        match catalog::check_last_backup(s, key, v, last).await {
+            Ok(w) => warnings.extend(w),
+            Err(e) => warnings.push(format!(
+                "could not check that storage still holds the last backup {}: {e}",
+                last.id
+            )),
+        }
+    }
+    let stored = listed.map(|r| r.map(|(_, v)| v.len()));
     let count = stored.as_ref().and_then(|r| r.as_ref().ok().copied());
-    let vault = if enabled && config.mode == Some(Mode::Password) {
-        Some(crate::password_cmds::vault_status(profile, &profile.load_key()?).await)
-    } else {
-        None
+    let vault = match &key {
+        Some(key) if config.mode == Some(Mode::Password) => {
+            Some(crate::password_cmds::vault_status(profile, key).await)
+        }
+        _ => None,
     };
     let vault_json = match &vault {
         Some(Ok((
@@ -54,7 +68,11 @@ pub async fn status(out: &Output, profile: &Profile) -> Result<()> {
         "backups_stored": count,
         "last_backup": config.last_backup,
         "vault": vault_json,
+        "warnings": warnings,
     }));
+    for w in &warnings {
+        out.warn(w);
+    }
     out.say(format!("Profile:     {}", profile.dir().display()));
     if !enabled {
         out.say("Encrypted backups: off (run `coffer enable --key`)");

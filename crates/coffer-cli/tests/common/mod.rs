@@ -35,7 +35,7 @@ pub const IO: i32 = 6;
 pub const NOT_FOUND: i32 = 8;
 
 /// Format constants (`docs/FORMAT.md`): the header, and one sealed full chunk.
-pub const HEADER_LEN: u64 = 116;
+pub const HEADER_LEN: u64 = 128;
 pub const SEALED_CHUNK: u64 = 65536 + 16;
 
 /// A text that appears in the sample tree and must never appear in stored bytes.
