@@ -2,8 +2,10 @@
 //! pipelines. The `coffer` CLI is a thin shell over this crate.
 
 pub mod archive;
+mod beneath;
 pub mod error;
 pub mod frontend_http;
+mod parent_dir;
 pub mod password;
 pub mod pipe;
 pub mod pipeline;

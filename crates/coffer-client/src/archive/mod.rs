@@ -4,6 +4,7 @@
 //! the way in, anything else (absolute paths, `..`, hard links, devices, overlong names,
 //! oversized extension headers) is refused rather than silently rewritten.
 
+mod dir_attrs;
 mod pack;
 mod unpack;
 
@@ -14,8 +15,9 @@ use serde::Serialize;
 
 use crate::error::ClientError;
 
+pub use dir_attrs::DirAttrs;
 pub use pack::{measure, pack, source_names};
-pub use unpack::{unpack, DirAttrs, Sink};
+pub use unpack::{unpack, Sink};
 
 /// Longest entry path accepted, in bytes (Linux's PATH_MAX).
 pub const MAX_PATH: usize = 4096;
@@ -94,6 +96,7 @@ mod tests {
     use filetime::FileTime;
     use proptest::prelude::*;
     use std::fs;
+    use std::os::fd::AsFd;
     use tar::{Builder, EntryType};
 
     /// (raw name, type, raw link target, content)
@@ -115,12 +118,22 @@ mod tests {
         b.into_inner().unwrap()
     }
 
+    /// A directory's descriptor, as a restore holds its staging directory.
+    pub(crate) fn dir_fd(path: &Path) -> std::os::fd::OwnedFd {
+        fs::File::open(path).unwrap().into()
+    }
+
+    /// Unpacks into the directory `root` and applies the directory attributes.
+    fn unpack_at(tar: &[u8], root: &Path) -> Result<ArchiveSummary, ClientError> {
+        let fd = dir_fd(root);
+        unpack(tar, Sink::Directory(fd.as_fd())).and_then(|(s, dirs)| dirs.apply().map(|()| s))
+    }
+
     fn unpack_into(tar: &[u8]) -> (tempfile::TempDir, Result<ArchiveSummary, ClientError>) {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("staging");
         fs::create_dir(&root).unwrap();
-        let res =
-            unpack(tar, Sink::Directory(&root)).and_then(|(s, dirs)| dirs.apply().map(|()| s));
+        let res = unpack_at(tar, &root);
         (d, res)
     }
 
@@ -275,7 +288,7 @@ mod tests {
             raw_tar(&[(b"dev", EntryType::Char, b"", b"")]),
         ];
         for (i, tar) in cases.iter().enumerate() {
-            let res = unpack(&tar[..], Sink::Directory(&root));
+            let res = unpack_at(tar, &root);
             assert!(
                 matches!(res, Err(ClientError::UnsafeEntry { .. })),
                 "case {i}: {res:?}"
@@ -283,6 +296,42 @@ mod tests {
         }
         assert!(!outer.path().join("evil").exists());
         assert!(!Path::new("/tmp/coffer-evil-abs").exists());
+    }
+
+    /// What a case-insensitive file system does to the archive `docs/A -> OUTSIDE`,
+    /// `docs/a/` (0777), `docs/a/x`: once `docs/A` exists, the name `docs/a` finds it. The
+    /// symlink is planted under the folded name here, so that the test needs neither root
+    /// nor such a file system.
+    #[test]
+    fn a_symlink_met_under_another_spelling_is_never_followed() {
+        use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+        let d = tempfile::tempdir().unwrap();
+        let outside = d.path().join("outside");
+        fs::create_dir(&outside).unwrap();
+        fs::set_permissions(&outside, fs::Permissions::from_mode(0o755)).unwrap();
+        let root = d.path().join("staging");
+        fs::create_dir_all(root.join("docs")).unwrap();
+        symlink(&outside, root.join("docs/a")).unwrap();
+        let mut b = Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(EntryType::Directory);
+        h.set_mode(0o777);
+        h.set_size(0);
+        b.append_data(&mut h, "docs/a/", &b""[..]).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(6);
+        b.append_data(&mut h, "docs/a/x", &b"stolen"[..]).unwrap();
+        let tar = b.into_inner().unwrap();
+        let res = unpack_at(&tar, &root);
+        let mode = fs::metadata(&outside).unwrap().mode() & 0o7777;
+        let written = outside.join("x").exists();
+        assert!(
+            matches!(res, Err(ClientError::UnsafeEntry { .. })),
+            "{res:?}"
+        );
+        assert!(!written, "a file was written outside the staging directory");
+        assert_eq!(mode, 0o755, "the mode of a folder outside was changed");
     }
 
     #[test]
@@ -311,8 +360,7 @@ mod tests {
         );
         let out = d.path().join("out");
         fs::create_dir(&out).unwrap();
-        let (unpacked, dirs) = unpack(&tar[..], Sink::Directory(&out)).unwrap();
-        dirs.apply().unwrap();
+        let unpacked = unpack_at(&tar, &out).unwrap();
         assert_eq!(packed, unpacked);
         let r = out.join("src");
         assert_eq!(
@@ -351,8 +399,7 @@ mod tests {
         let (_, tar) = pack(std::slice::from_ref(&src), Vec::new()).unwrap();
         let out = d.path().join("out");
         fs::create_dir(&out).unwrap();
-        let (_, dirs) = unpack(&tar[..], Sink::Directory(&out)).unwrap();
-        dirs.apply().unwrap();
+        unpack_at(&tar, &out).unwrap();
         let md = |p: &str| fs::metadata(out.join(p)).unwrap().mode() & 0o7777;
         assert_eq!(md("src/locked/suid"), 0o755);
         assert_eq!(md("src/locked"), 0o555);
