@@ -4,6 +4,8 @@
 
 #[path = "common/attacker.rs"]
 mod attacker;
+#[path = "common/casefold.rs"]
+mod casefold;
 mod common;
 
 use std::fs;
@@ -11,6 +13,7 @@ use std::os::unix::fs::{symlink, MetadataExt};
 use std::path::Path;
 
 use attacker::{chown, Attacker, Plan, NOBODY};
+use casefold::CaseInsensitive;
 use common::*;
 
 /// Not a test: the body of the attacker process, which re-runs this binary as `nobody`.
@@ -45,6 +48,43 @@ fn nobodys(path: &Path, mode: u32) {
 
 fn mode_of(path: &Path) -> u32 {
     fs::symlink_metadata(path).unwrap().mode() & 0o7777
+}
+
+/// Attack 1: on a case-insensitive file system, `docs/a/` names the symlink `docs/A`. The
+/// backup is an honest one, made on a case-sensitive file system (anyone who holds the key
+/// could craft the same archive): `docs/A -> OUTSIDE`, then `docs/a/` (mode 0777), then
+/// `docs/a/x`. Restored into a case-insensitive folder, nothing may be written outside, the
+/// outside folder keeps its mode, and the restore fails leaving nothing.
+#[test]
+fn a_name_that_folds_onto_a_symlink_writes_nothing_outside() {
+    let env = Env::enabled();
+    let Some(ci) = CaseInsensitive::mount(&env.path("ci")) else {
+        return;
+    };
+    let outside = env.path("outside");
+    fs::create_dir(&outside).unwrap();
+    set_mode(&outside, 0o755);
+    let tree = env.path("src/tree");
+    fs::create_dir_all(tree.join("docs/a")).unwrap();
+    symlink(&outside, tree.join("docs/A")).unwrap();
+    fs::write(tree.join("docs/a/x"), format!("{MARKER}\n")).unwrap();
+    set_mode(&tree.join("docs/a"), 0o777);
+    env.backup(&[&tree]);
+
+    let target = ci.dir.join("restored");
+    let out = env.coffer().arg("restore").arg("--into").arg(&target).run();
+    let written = names_in(&outside);
+    let mode = mode_of(&outside);
+    eprintln!("{}: exit {}, {}", ci.kind, out.code, out.stderr.trim());
+    assert!(
+        written.is_empty(),
+        "written outside the target: {written:?}"
+    );
+    assert_eq!(mode, 0o755, "the mode of the folder outside changed");
+    out.code(INTEGRITY)
+        .stderr_has("refusing unsafe archive entry")
+        .stderr_has("symlink");
+    assert_nothing_left(&target);
 }
 
 /// Attack 2: the staging folder is created in a folder the attacker can write to, and the
