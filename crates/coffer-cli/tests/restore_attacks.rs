@@ -75,7 +75,12 @@ fn a_name_that_folds_onto_a_symlink_writes_nothing_outside() {
     let out = env.coffer().arg("restore").arg("--into").arg(&target).run();
     let written = names_in(&outside);
     let mode = mode_of(&outside);
-    eprintln!("{}: exit {}, {}", ci.kind, out.code, out.stderr.trim());
+    eprintln!(
+        "{}: exit {}, outside mode {mode:o}, written there {written:?}: {}",
+        ci.kind,
+        out.code,
+        out.stderr.trim()
+    );
     assert!(
         written.is_empty(),
         "written outside the target: {written:?}"

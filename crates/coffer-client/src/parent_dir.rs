@@ -243,3 +243,78 @@ impl Drop for PartialFile {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::os::unix::fs::{symlink, MetadataExt, PermissionsExt};
+
+    #[test]
+    fn a_payload_appears_whole_under_its_name_or_not_at_all() {
+        let d = tempfile::tempdir().unwrap();
+        let out = d.path().join("payload");
+        let mut partial = PartialFile::create(&out).unwrap();
+        partial.file().write_all(b"plaintext").unwrap();
+        let names = || -> Vec<OsString> {
+            fs::read_dir(d.path())
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect()
+        };
+        let hidden = names();
+        assert_eq!(hidden.len(), 1);
+        assert!(hidden[0]
+            .to_string_lossy()
+            .starts_with(".payload.coffer-partial-"));
+        let md = fs::metadata(d.path().join(&hidden[0])).unwrap();
+        assert_eq!(md.mode() & 0o777, 0o600, "plaintext readable by others");
+        partial.commit().unwrap();
+        assert_eq!(names(), [OsString::from("payload")]);
+        assert_eq!(fs::read(&out).unwrap(), b"plaintext");
+
+        // Never replaces a name taken meanwhile; an abandoned one leaves nothing.
+        let mut partial = PartialFile::create(&out).unwrap();
+        partial.file().write_all(b"second").unwrap();
+        assert!(partial.commit().is_err());
+        assert_eq!(fs::read(&out).unwrap(), b"plaintext");
+        drop(PartialFile::create(&d.path().join("other")).unwrap());
+        assert_eq!(names(), [OsString::from("payload")]);
+    }
+
+    #[test]
+    fn a_payload_is_not_written_where_others_can_swap_it() {
+        let d = tempfile::tempdir().unwrap();
+        let shared = d.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        fs::set_permissions(&shared, fs::Permissions::from_mode(0o777)).unwrap();
+        match PartialFile::create(&shared.join("payload")) {
+            Err(ClientError::Usage(m)) => assert!(m.contains("other users can write to"), "{m}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("a payload was written in a folder all can write to"),
+        }
+        // A folder named through a symlink is the folder the symlink names.
+        let real = d.path().join("real");
+        fs::create_dir(&real).unwrap();
+        symlink(&real, d.path().join("via")).unwrap();
+        PartialFile::create(&d.path().join("via/payload"))
+            .unwrap()
+            .commit()
+            .unwrap();
+        assert!(real.join("payload").exists());
+        // Missing folders are not created for a payload.
+        assert!(PartialFile::create(&d.path().join("missing/payload")).is_err());
+    }
+
+    #[test]
+    fn missing_parents_are_made_private_whatever_the_umask() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("a/b");
+        let mut parent = ParentDir::open(&path, true, "restore into").unwrap();
+        assert_eq!(parent.created.len(), 2);
+        let mode = fs::metadata(&path).unwrap().mode() & 0o7777;
+        assert_eq!(mode & 0o022, 0, "{mode:o}");
+        parent.remove_created();
+        assert!(!d.path().join("a").exists());
+    }
+}

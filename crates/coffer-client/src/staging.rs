@@ -304,4 +304,139 @@ mod tests {
         staging.commit().unwrap();
         assert!(d.path().join("target").is_dir());
     }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::MetadataExt;
+        fs::symlink_metadata(path).unwrap().mode() & 0o7777
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn is_root() -> bool {
+        euid() == 0
+    }
+
+    fn lchown(path: &Path, uid: u32) {
+        std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
+    }
+
+    fn stage(target: &Path) -> Result<Staging, ClientError> {
+        Staging::create(Target::resolve(target).unwrap())
+    }
+
+    #[test]
+    fn a_folder_other_users_can_change_is_refused_unless_sticky() {
+        let d = tempfile::tempdir().unwrap();
+        let shared = d.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        chmod(&shared, 0o777);
+        for target in [shared.join("t"), shared.join("new/deeper/t")] {
+            match stage(&target) {
+                Err(ClientError::Usage(m)) => {
+                    assert!(m.contains("other users can write to"), "{m}");
+                    assert!(m.contains("chmod go-w"), "{m}");
+                }
+                Err(e) => panic!("{e}"),
+                Ok(_) => panic!("a staging folder was made in a folder all can write to"),
+            }
+            assert_eq!(fs::read_dir(&shared).unwrap().count(), 0, "left behind");
+        }
+        chmod(&shared, 0o775);
+        assert!(matches!(
+            stage(&shared.join("t")),
+            Err(ClientError::Usage(_))
+        ));
+        // Sticky, like /tmp: others cannot rename or remove this user's entries.
+        chmod(&shared, 0o1777);
+        stage(&shared.join("t")).unwrap().commit().unwrap();
+        assert!(shared.join("t").is_dir());
+        if is_root() {
+            let theirs = d.path().join("theirs");
+            fs::create_dir(&theirs).unwrap();
+            lchown(&theirs, 65534);
+            match stage(&theirs.join("t")) {
+                Err(ClientError::Usage(m)) => assert!(m.contains("another user"), "{m}"),
+                _ => panic!("a folder of another user was accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn stale_staging_that_is_a_symlink_or_not_ours_is_left_alone() {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        let outside = d.path().join("outside");
+        fs::create_dir_all(outside.join("ro")).unwrap();
+        fs::write(outside.join("ro/keep"), b"keep").unwrap();
+        chmod(&outside.join("ro"), 0o555);
+        chmod(&outside, 0o751);
+        let parent = d.path().join("parent");
+        fs::create_dir(&parent).unwrap();
+        let link = parent.join(".t.coffer-restore-00000001");
+        symlink(&outside, &link).unwrap();
+        let file = parent.join(".t.coffer-restore-00000002");
+        fs::write(&file, b"not a folder").unwrap();
+        let theirs = parent.join(".t.coffer-restore-00000003");
+        if is_root() {
+            fs::create_dir(&theirs).unwrap();
+            fs::write(theirs.join("f"), b"theirs").unwrap();
+            lchown(&theirs, 65534);
+        }
+        stage(&parent.join("t")).unwrap().commit().unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(file.exists());
+        assert_eq!((mode(&outside), mode(&outside.join("ro"))), (0o751, 0o555));
+        assert_eq!(fs::read(outside.join("ro/keep")).unwrap(), b"keep");
+        if is_root() {
+            assert!(
+                theirs.join("f").exists(),
+                "another user's folder was removed"
+            );
+        }
+        chmod(&outside.join("ro"), 0o755);
+    }
+
+    #[test]
+    fn a_staging_folder_swapped_during_the_restore_is_not_committed() {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        let elsewhere = d.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        let staging = stage(&d.path().join("t")).unwrap();
+        let path = staging.path();
+        fs::write(path.join("f"), b"x").unwrap();
+        fs::rename(&path, d.path().join("moved")).unwrap();
+        symlink(&elsewhere, &path).unwrap();
+        assert!(matches!(staging.commit(), Err(ClientError::Io { .. })));
+        assert!(fs::symlink_metadata(d.path().join("t")).is_err());
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+        // Nor removed through the symlink when abandoned.
+        assert!(fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn an_empty_folder_replaced_keeps_its_mode() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("empty");
+        fs::create_dir(&target).unwrap();
+        chmod(&target, 0o710);
+        let staging = stage(&target).unwrap();
+        fs::write(staging.path().join("f"), b"x").unwrap();
+        staging.commit().unwrap();
+        assert_eq!(mode(&target), 0o710);
+        assert!(target.join("f").exists());
+        fs::write(target.join("g"), b"").unwrap();
+        assert!(matches!(
+            Staging::create(Target { path: target }),
+            Err(ClientError::TargetExists(_))
+        ));
+    }
 }

@@ -101,3 +101,11 @@ impl DirAttrs {
         Ok(())
     }
 }
+
+#[cfg(test)]
+impl DirAttrs {
+    /// Directories still pending, and modes waiting for the end.
+    pub(super) fn pending(&self) -> (usize, usize) {
+        (self.open.len(), self.deferred.len())
+    }
+}

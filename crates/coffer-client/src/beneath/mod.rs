@@ -11,19 +11,18 @@ use std::ffi::OsStr;
 use std::fs::File;
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::ffi::OsStrExt;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Component, Path};
 
 use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Timespec, Timestamps};
+
+mod remove;
+
+pub(crate) use remove::remove_tree;
 
 const DIR: OFlags = OFlags::RDONLY
     .union(OFlags::DIRECTORY)
     .union(OFlags::NOFOLLOW)
     .union(OFlags::CLOEXEC);
-
-/// Levels of directories held open while removing a tree; deeper subtrees are moved up
-/// first, so that removing any tree needs few descriptors.
-const REMOVE_DEPTH: usize = 32;
 
 /// Identity of a file: device and inode.
 pub(crate) type Ident = (u64, u64);
@@ -253,141 +252,6 @@ pub(crate) fn obstacle(dir: BorrowedFd<'_>, rel: &Path) -> Obstacle {
     Obstacle::Nothing
 }
 
-/// Removes the directory `name` in `parent` with everything in it, provided that `accept`
-/// approves of what the name holds (`lstat`, then `fstat` of the opened directory, which
-/// must be the same). Nothing outside it is ever touched: no symlink is followed and no
-/// mode is set through a path.
-pub(crate) fn remove_tree(
-    parent: BorrowedFd<'_>,
-    name: &OsStr,
-    accept: impl Fn(&rfs::Stat) -> bool,
-) -> io::Result<()> {
-    let seen = stat_at(parent, name)?;
-    if !is_dir(&seen) || !accept(&seen) {
-        return Err(refused());
-    }
-    let root = open_for_removal(parent, name)?;
-    let opened = stat(&root)?;
-    if ident(&opened) != ident(&seen) || !accept(&opened) {
-        return Err(refused());
-    }
-    empty_tree(root.as_fd())?;
-    // Only if the name still holds that directory: rmdir never follows a symlink, but
-    // the name could have been given to another empty directory meanwhile.
-    if ident(&stat_at(parent, name)?) != ident(&opened) {
-        return Err(refused());
-    }
-    Ok(rfs::unlinkat(parent, name, AtFlags::REMOVEDIR)?)
-}
-
-fn refused() -> io::Error {
-    io::Error::new(
-        io::ErrorKind::PermissionDenied,
-        "not a folder of this restore's own",
-    )
-}
-
-/// Removes everything inside the directory `root`.
-pub(crate) fn empty_tree(root: BorrowedFd<'_>) -> io::Result<()> {
-    let mut moved = 0u64;
-    loop {
-        let before = moved;
-        empty_level(root, root, 0, &mut moved)?;
-        // Subtrees moved up during this pass may have been missed by it.
-        if moved == before {
-            return Ok(());
-        }
-    }
-}
-
-fn empty_level(
-    dir: BorrowedFd<'_>,
-    root: BorrowedFd<'_>,
-    depth: usize,
-    moved: &mut u64,
-) -> io::Result<()> {
-    for entry in rfs::Dir::read_from(dir)? {
-        let entry = entry?;
-        let name = OsStr::from_bytes(entry.file_name().to_bytes());
-        if name == "." || name == ".." {
-            continue;
-        }
-        let is_directory = match entry.file_type() {
-            FileType::Directory => true,
-            FileType::Unknown => is_dir(&stat_at(dir, name)?),
-            _ => false,
-        };
-        if !is_directory {
-            rfs::unlinkat(dir, name, AtFlags::empty())?;
-        } else if depth + 1 >= REMOVE_DEPTH {
-            move_up(dir, name, root, moved)?;
-        } else {
-            let child = open_for_removal(dir, name)?;
-            empty_level(child.as_fd(), root, depth + 1, moved)?;
-            rfs::unlinkat(dir, name, AtFlags::REMOVEDIR)?;
-        }
-    }
-    Ok(())
-}
-
-/// Moves a deep subtree to the top of the tree being removed.
-fn move_up(
-    dir: BorrowedFd<'_>,
-    name: &OsStr,
-    root: BorrowedFd<'_>,
-    moved: &mut u64,
-) -> io::Result<()> {
-    loop {
-        *moved += 1;
-        let new = format!(".coffer-removing-{moved}");
-        match rfs::renameat(dir, name, root, new.as_str()) {
-            Err(rustix::io::Errno::EXIST | rustix::io::Errno::NOTEMPTY) => continue,
-            other => return Ok(other?),
-        }
-    }
-}
-
-/// Opens the directory `name` in `dir` and gives its owner full rights on it, so that its
-/// entries can be removed (a restored tree may hold read-only folders).
-fn open_for_removal(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
-    let fd = match open_child_dir(dir, name) {
-        Err(e) if e.kind() == io::ErrorKind::PermissionDenied => unreadable_dir(dir, name)?,
-        other => other?,
-    };
-    let st = stat(&fd)?;
-    if perms(&st) & 0o700 != 0o700 {
-        set_mode(&fd, perms(&st) | 0o700)?;
-    }
-    Ok(fd)
-}
-
-/// A folder its owner may not read: made readable through an `O_PATH` descriptor (which
-/// cannot be a symlink's target here: `O_NOFOLLOW`), then opened again and checked to be
-/// the same folder.
-#[cfg(any(target_os = "linux", target_os = "android"))]
-fn unreadable_dir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
-    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let pinned = rfs::openat(dir, name, flags, Mode::empty())?;
-    let st = stat(&pinned)?;
-    // fchmod does not take an O_PATH descriptor; its /proc name resolves to that very
-    // inode and nothing else.
-    let proc_path = PathBuf::from(format!(
-        "/proc/self/fd/{}",
-        std::os::fd::AsRawFd::as_raw_fd(&pinned)
-    ));
-    rfs::chmod(&proc_path, Mode::from_raw_mode((perms(&st) | 0o700) as _))?;
-    let fd = open_child_dir(dir, name)?;
-    if ident(&stat(&fd)?) != ident(&st) {
-        return Err(refused());
-    }
-    Ok(fd)
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "android")))]
-fn unreadable_dir(dir: BorrowedFd<'_>, name: &OsStr) -> io::Result<OwnedFd> {
-    open_child_dir(dir, name)
-}
-
 /// Splits a relative entry path into its parent and its last name.
 pub(crate) fn split(rel: &Path) -> (&Path, &OsStr) {
     let name = rel.file_name().unwrap_or(OsStr::new(""));
@@ -400,6 +264,7 @@ pub(crate) mod tests {
     use std::cell::Cell;
     use std::fs;
     use std::os::unix::fs::{symlink as make_symlink, MetadataExt, PermissionsExt};
+    use std::path::PathBuf;
 
     thread_local! {
         static FORCE_WALK: Cell<bool> = const { Cell::new(false) };
@@ -418,16 +283,16 @@ pub(crate) mod tests {
         out
     }
 
-    fn fd(path: &Path) -> OwnedFd {
+    pub(super) fn fd(path: &Path) -> OwnedFd {
         fs::File::open(path).unwrap().into()
     }
 
-    fn mode(path: &Path) -> u32 {
+    pub(super) fn mode(path: &Path) -> u32 {
         fs::symlink_metadata(path).unwrap().mode() & 0o7777
     }
 
     /// root/{a/b/, a/f, a/l -> OUTSIDE, ld -> a}, and OUTSIDE/{x, ro/} beside it.
-    fn tree() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    pub(super) fn tree() -> (tempfile::TempDir, PathBuf, PathBuf) {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("root");
         let outside = d.path().join("outside");
@@ -504,53 +369,5 @@ pub(crate) mod tests {
             obstacle(rootfd.as_fd(), Path::new("a/new")),
             Obstacle::Nothing
         );
-    }
-
-    #[test]
-    fn removing_a_tree_touches_nothing_outside_it() {
-        let (d, root, outside) = tree();
-        // Folders the owner may not read or write, and a tree deeper than the levels held
-        // open, which is moved up as it is removed.
-        fs::create_dir_all(root.join("locked/inner")).unwrap();
-        fs::write(root.join("locked/inner/f"), b"x").unwrap();
-        fs::set_permissions(root.join("locked/inner"), fs::Permissions::from_mode(0o000)).unwrap();
-        fs::set_permissions(root.join("locked"), fs::Permissions::from_mode(0o500)).unwrap();
-        let deep: PathBuf = (0..(REMOVE_DEPTH * 3)).map(|i| format!("d{i}")).collect();
-        fs::create_dir_all(root.join(&deep)).unwrap();
-        fs::write(root.join(&deep).join("f"), b"x").unwrap();
-        let parent = fd(d.path());
-        remove_tree(parent.as_fd(), OsStr::new("root"), |_| true).unwrap();
-        assert!(!root.exists());
-        assert_eq!(fs::read(outside.join("x")).unwrap(), b"keep");
-        assert_eq!(mode(&outside.join("ro")), 0o555);
-    }
-
-    #[test]
-    fn a_tree_swapped_for_a_symlink_after_the_check_is_not_removed() {
-        let (d, root, outside) = tree();
-        let parent = fd(d.path());
-        let outside_mode = mode(&outside);
-        // The check itself plays the attacker: once the name has been seen to hold a
-        // folder, it is swapped for a symlink to a folder outside.
-        let swapped = Cell::new(false);
-        let res = remove_tree(parent.as_fd(), OsStr::new("root"), |_| {
-            if !swapped.replace(true) {
-                fs::rename(&root, d.path().join("moved")).unwrap();
-                make_symlink(&outside, &root).unwrap();
-            }
-            true
-        });
-        assert!(res.is_err());
-        assert_eq!(mode(&outside), outside_mode);
-        assert_eq!(mode(&outside.join("ro")), 0o555);
-        assert_eq!(fs::read(outside.join("x")).unwrap(), b"keep");
-        assert!(fs::symlink_metadata(&root)
-            .unwrap()
-            .file_type()
-            .is_symlink());
-        // A symlink named directly, or a folder the check refuses, is left alone as well.
-        assert!(remove_tree(parent.as_fd(), OsStr::new("root"), |_| true).is_err());
-        assert!(remove_tree(parent.as_fd(), OsStr::new("moved"), |_| false).is_err());
-        assert!(d.path().join("moved/a/f").exists());
     }
 }
