@@ -97,12 +97,17 @@ impl Attacker {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
                 }
-                assert!(started.elapsed() < START_GUARD, "the attacker hung");
+                if started.elapsed() > START_GUARD {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("the attacker hung");
+                }
                 std::thread::sleep(Duration::from_millis(5));
             }
             if ready.exists() {
                 return Some(Attacker { child, status });
             }
+            let _ = child.wait();
             let said = fs::read_to_string(&stderr).unwrap_or_default();
             assert!(
                 said.contains("Text file busy"),
