@@ -173,7 +173,7 @@ mod tests {
         let parent = fd(d.path());
         remove_tree(parent.as_fd(), OsStr::new("root"), |_| true).unwrap();
         assert!(!root.exists());
-        assert_eq!(fs::read(outside.join("x")).unwrap(), b"keep");
+        assert!(outside.join("x").exists(), "removed through a symlink");
         assert_eq!(mode(&outside.join("ro")), 0o555);
     }
 
@@ -193,9 +193,10 @@ mod tests {
             true
         });
         assert!(res.is_err());
+        assert!(outside.join("x").exists(), "removed through the symlink");
+        assert!(outside.join("ro").exists(), "removed through the symlink");
         assert_eq!(mode(&outside), outside_mode);
         assert_eq!(mode(&outside.join("ro")), 0o555);
-        assert_eq!(fs::read(outside.join("x")).unwrap(), b"keep");
         assert!(fs::symlink_metadata(&root)
             .unwrap()
             .file_type()
