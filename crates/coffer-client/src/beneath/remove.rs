@@ -206,4 +206,20 @@ mod tests {
         assert!(remove_tree(parent.as_fd(), OsStr::new("moved"), |_| false).is_err());
         assert!(d.path().join("moved/a/f").exists());
     }
+
+    /// Root never meets an unreadable folder when removing; the fallback is run directly.
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    #[test]
+    fn a_folder_its_owner_may_not_read_is_opened_by_its_inode() {
+        let (d, root, outside) = tree();
+        fs::set_permissions(root.join("a/b"), fs::Permissions::from_mode(0o000)).unwrap();
+        let a = fd(&root.join("a"));
+        let b = unreadable_dir(a.as_fd(), OsStr::new("b")).unwrap();
+        assert_eq!(mode(&root.join("a/b")), 0o700);
+        assert!(stat(&b).is_ok());
+        // A symlink in its place is refused, and its target left as it was.
+        assert!(unreadable_dir(a.as_fd(), OsStr::new("l")).is_err());
+        assert_eq!(mode(&outside.join("ro")), 0o555);
+        drop(d);
+    }
 }
