@@ -1,6 +1,8 @@
 //! Restores under attack from another local user (played by `nobody`, see
 //! common/attacker.rs) and from an archive that leaves the target on a case-insensitive
-//! file system. Each test ran first against the restore that wrote by path, and failed.
+//! file system (common/casefold.rs). The attack tests ran first against the restore that
+//! wrote by path, and failed as each one's comment says; the sticky-folder test shows that
+//! a shared folder like /tmp still works.
 
 #[path = "common/attacker.rs"]
 mod attacker;
@@ -55,6 +57,7 @@ fn mode_of(path: &Path) -> u32 {
 /// could craft the same archive): `docs/A -> OUTSIDE`, then `docs/a/` (mode 0777), then
 /// `docs/a/x`. Restored into a case-insensitive folder, nothing may be written outside, the
 /// outside folder keeps its mode, and the restore fails leaving nothing.
+/// Before: exit 0, `OUTSIDE/x` written, `OUTSIDE` 0755 -> 0777.
 #[test]
 fn a_name_that_folds_onto_a_symlink_writes_nothing_outside() {
     let env = Env::enabled();
@@ -94,6 +97,7 @@ fn a_name_that_folds_onto_a_symlink_writes_nothing_outside() {
 
 /// Attack 2: the staging folder is created in a folder the attacker can write to, and the
 /// attacker swaps it for a symlink to a folder of their own.
+/// Before: exit 0 after one swap, the whole restored tree in the attacker's folder.
 #[test]
 fn a_restore_into_a_folder_another_user_can_write_is_refused() {
     let (env, _tree) = victim(2000);
@@ -176,6 +180,8 @@ fn a_restore_into_a_sticky_shared_folder_works_under_attack() {
 /// Attack 3: entries named like stale staging folders of the target, planted by another
 /// user in a sticky shared folder and flipped between a folder and a symlink to one of the
 /// victim's own folders, must make no restore change or remove anything outside.
+/// Before: the victim's folder went 0755 -> 0700 in round 6 (then 7, in a second run), and
+/// the other user's planted folder was removed.
 #[test]
 fn planted_stale_staging_folders_change_nothing_outside() {
     let (env, tree) = victim(0);
