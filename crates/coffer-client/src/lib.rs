@@ -2,9 +2,11 @@
 //! pipelines. The `coffer` CLI is a thin shell over this crate.
 
 pub mod archive;
+mod beneath;
 pub mod catalog;
 pub mod error;
 pub mod frontend_http;
+mod parent_dir;
 pub mod password;
 pub mod pipe;
 pub mod pipeline;

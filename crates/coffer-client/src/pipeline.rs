@@ -9,7 +9,7 @@
 
 use std::fs;
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -24,10 +24,11 @@ use tokio::sync::mpsc;
 use crate::archive::{self, ArchiveSummary, PackReport, Sink};
 use crate::catalog::{self, Choice, PassedOver};
 use crate::error::ClientError;
+use crate::parent_dir::PartialFile;
 use crate::pipe::{pump, sync_pipe, PipeReader, PipeWriter, BLOCK, DEPTH};
 use crate::progress::Progress;
 use crate::source_files::SourceWarning;
-use crate::staging::{sibling_name, Staging, Target};
+use crate::staging::{Staging, Target};
 use crate::storage::{Storage, StoredBackup};
 
 /// Tunables of a backup.
@@ -235,7 +236,7 @@ pub async fn restore(
         passed_over,
     } = catalog::choose(storage, key, id).await?;
     let staging = Staging::create(target)?;
-    let into = staging.path().to_path_buf();
+    let into = staging.dir()?;
     let report = read_backup(storage, key, &backup, Some(into), progress).await?;
     staging.commit()?;
     Ok(RestoreReport {
@@ -280,36 +281,26 @@ pub async fn export_payload(
     }
     let choice = catalog::choose(storage, key, id).await?;
     let backup = &choice.backup;
-    let partial = sibling_name(out, "partial")?;
     let (tx, rx) = mpsc::channel::<Bytes>(DEPTH);
     let key = key.clone();
     let bid = backup.id.clone();
-    let part = partial.clone();
-    let decrypt = tokio::task::spawn_blocking(move || -> Result<(), ClientError> {
+    let output = out.to_path_buf();
+    let decrypt = tokio::task::spawn_blocking(move || -> Result<PartialFile, ClientError> {
         // The key is checked before any file is created.
         let mut reader = DecryptReader::new(&key, &bid, PipeReader::new(rx))
             .map_err(|e| ClientError::from_format(&bid, e))?;
-        // The payload is plaintext: readable by its owner only.
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&part)
-            .map_err(|e| ClientError::io("cannot create", &part, e))?;
-        pump(&mut reader, &mut file).map_err(|e| ClientError::from_pipe_io(&bid, e))?;
-        file.sync_all()
-            .map_err(|e| ClientError::io("cannot write", "payload", e))
+        // The payload is plaintext: readable by its owner only, beside the output in a
+        // folder other users cannot change.
+        let mut partial = PartialFile::create(&output)?;
+        pump(&mut reader, partial.file()).map_err(|e| ClientError::from_pipe_io(&bid, e))?;
+        Ok(partial)
     });
     let downloaded = download(storage, backup, tx, Arc::new(crate::progress::Silent)).await;
     let decrypted = join(decrypt).await;
-    if downloaded.is_err() || decrypted.is_err() {
-        let _ = fs::remove_file(&partial);
-        return Err(first_error([downloaded.err(), decrypted.err()]));
+    match (downloaded, decrypted) {
+        (Ok(()), Ok(partial)) => partial.commit()?,
+        (d, k) => return Err(first_error([d.err(), k.err()])),
     }
-    // Hard-link rather than rename so that an output created meanwhile is not replaced.
-    let linked = fs::hard_link(&partial, out);
-    let _ = fs::remove_file(&partial);
-    linked.map_err(|e| ClientError::io("cannot create", out, e))?;
     Ok(choice)
 }
 
@@ -317,7 +308,7 @@ async fn read_backup(
     storage: &Storage,
     key: &BackupKey,
     backup: &StoredBackup,
-    into: Option<PathBuf>,
+    into: Option<OwnedFd>,
     progress: Arc<dyn Progress>,
 ) -> Result<RestoreReport, ClientError> {
     progress.start(
@@ -363,7 +354,7 @@ async fn read_backup(
         // Bounds the decoder's memory whatever the frame asks for (see docs/FORMAT.md).
         z.window_log_max(MAX_WINDOW_LOG).map_err(bad)?;
         let sink = match &into {
-            Some(dir) => Sink::Directory(dir),
+            Some(dir) => Sink::Directory(dir.as_fd()),
             None => Sink::Discard,
         };
         let (summary, dirs) = archive::unpack(&mut z, sink).map_err(|e| match e {

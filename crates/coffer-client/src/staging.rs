@@ -1,23 +1,33 @@
 //! Restore targets and the staging directory beside them.
 //!
 //! A restore unpacks into `.NAME.coffer-restore-XXXXXXXX` next to the target and, once the
-//! whole backup is authenticated, makes it the target with one `rename`. Until then nothing
+//! whole backup is authenticated, makes it the target with one `renameat`. Until then nothing
 //! appears under the target's name, and on failure the staging directory (and any parent
 //! folders the restore created) is removed.
+//!
+//! The target's folder is held by a descriptor and must be out of other users' reach
+//! ([`ParentDir`]); the staging directory is made there with `mkdirat` (mode 0700), filled
+//! through its own descriptor, and every removal is descriptor-relative and follows no
+//! symlink ([`beneath::remove_tree`]). Stale staging directories are removed only when they
+//! are real directories owned by this user.
 
+use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
+use rustix::fs::{self as rfs, Mode};
+
+use crate::beneath::{self, Ident};
 use crate::error::ClientError;
+use crate::parent_dir::{euid, sibling_name, sibling_prefix, ParentDir};
 
 /// A checked restore target.
 pub(crate) struct Target {
     /// Absolute, without `.` or `..`.
     path: PathBuf,
-    /// The mode of an existing empty directory that the restore replaces.
-    replaces_empty_dir: Option<u32>,
 }
 
 impl Target {
@@ -43,8 +53,10 @@ impl Target {
                 target.display()
             )));
         }
-        let replaces_empty_dir = match fs::symlink_metadata(&path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+        // Checked early, before anything is downloaded; checked again relative to the
+        // folder's descriptor when the staging directory is made.
+        match fs::symlink_metadata(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(ClientError::io("cannot inspect", &path, e)),
             Ok(md) if md.is_dir() => {
                 let mut rd =
@@ -52,93 +64,132 @@ impl Target {
                 if rd.next().is_some() {
                     return Err(ClientError::TargetExists(target.into()));
                 }
-                Some(md.mode() & 0o7777)
             }
             Ok(_) => return Err(ClientError::TargetExists(target.into())),
-        };
-        Ok(Target {
-            path,
-            replaces_empty_dir,
-        })
+        }
+        Ok(Target { path })
     }
 }
 
 /// A staging directory beside the restore target, removed unless committed.
 pub(crate) struct Staging {
-    path: PathBuf,
-    target: PathBuf,
+    parent: ParentDir,
+    /// The target's name in `parent`.
+    target: OsString,
+    /// The staging directory's name in `parent`, its descriptor and identity.
+    name: OsString,
+    dir: OwnedFd,
+    ident: Ident,
     replaces_empty_dir: Option<u32>,
-    /// Parent folders this restore created, outermost first.
-    created: Vec<PathBuf>,
     committed: bool,
 }
 
 impl Staging {
     pub(crate) fn create(target: Target) -> Result<Staging, ClientError> {
-        let parent = target
-            .path
-            .parent()
-            .ok_or_else(|| ClientError::Usage("cannot restore into the root directory".into()))?;
-        let mut created = Vec::new();
-        for dir in parent.ancestors().collect::<Vec<_>>().into_iter().rev() {
-            if !dir.exists() {
-                fs::create_dir(dir).map_err(|e| ClientError::io("cannot create", dir, e))?;
-                created.push(dir.to_path_buf());
+        let (Some(parent_path), Some(name)) = (target.path.parent(), target.path.file_name())
+        else {
+            return Err(ClientError::Usage(
+                "cannot restore into the root directory".into(),
+            ));
+        };
+        let mut parent = ParentDir::open(parent_path, true, "restore into")?;
+        let made = Self::make(&parent, name, &target.path);
+        let (name_in_parent, dir, ident, replaces_empty_dir) = match made {
+            Ok(m) => m,
+            Err(e) => {
+                parent.remove_created();
+                return Err(e);
             }
-        }
-        let mut staging = Staging {
-            path: PathBuf::new(),
-            target: target.path,
-            replaces_empty_dir: target.replaces_empty_dir,
-            created,
+        };
+        Ok(Staging {
+            parent,
+            target: name.to_os_string(),
+            name: name_in_parent,
+            dir,
+            ident,
+            replaces_empty_dir,
             committed: false,
-        };
-        staging.remove_stale();
-        let path = sibling_name(&staging.target, "restore")?;
-        fs::DirBuilder::new()
-            .mode(0o700)
-            .create(&path)
-            .map_err(|e| ClientError::io("cannot create", &path, e))?;
-        staging.path = path;
-        Ok(staging)
+        })
     }
 
-    pub(crate) fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Staging directories left by restores into the same target that were killed.
-    fn remove_stale(&self) {
-        let (Some(parent), Some(name)) = (self.target.parent(), self.target.file_name()) else {
-            return;
-        };
-        let prefix = format!(".{}.coffer-restore-", name.to_string_lossy());
-        let Ok(entries) = fs::read_dir(parent) else {
-            return;
-        };
-        for e in entries.flatten() {
-            if e.file_name().to_string_lossy().starts_with(&prefix) {
-                remove_tree(&e.path());
+    /// Checks the target again, now relative to its folder's descriptor, removes stale
+    /// staging directories and makes a new one.
+    #[allow(clippy::type_complexity)]
+    fn make(
+        parent: &ParentDir,
+        target: &OsStr,
+        shown: &Path,
+    ) -> Result<(OsString, OwnedFd, Ident, Option<u32>), ClientError> {
+        let at = parent.fd.as_fd();
+        let replaces_empty_dir = match beneath::stat_at(at, target) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(ClientError::io("cannot inspect", shown, e)),
+            Ok(st) if beneath::is_dir(&st) => {
+                let dir = beneath::open_child_dir(at, target)
+                    .map_err(|e| ClientError::io("cannot list", shown, e))?;
+                let mut entries = rfs::Dir::new(dir)
+                    .map_err(|e| ClientError::io("cannot list", shown, e.into()))?;
+                let dots = |e: &rfs::DirEntry| matches!(e.file_name().to_bytes(), b"." | b"..");
+                if entries.any(|e| e.map_or(true, |e| !dots(&e))) {
+                    return Err(ClientError::TargetExists(shown.into()));
+                }
+                Some(beneath::perms(&st))
             }
-        }
+            Ok(_) => return Err(ClientError::TargetExists(shown.into())),
+        };
+        remove_stale(at, target);
+        let create =
+            |e: io::Error| ClientError::io("cannot create a staging folder beside", shown, e);
+        let name = loop {
+            let name = sibling_name(target, "restore")?;
+            match rfs::mkdirat(at, name.as_os_str(), Mode::from_raw_mode(0o700)) {
+                Ok(()) => break name,
+                Err(rustix::io::Errno::EXIST) => continue,
+                Err(e) => return Err(create(e.into())),
+            }
+        };
+        let dir = beneath::open_child_dir(at, &name).map_err(create)?;
+        let st = beneath::stat(&dir).map_err(create)?;
+        // Whatever the umask: owner only, and writable by the owner while it fills.
+        beneath::set_mode(&dir, 0o700).map_err(create)?;
+        Ok((name, dir, beneath::ident(&st), replaces_empty_dir))
+    }
+
+    /// The staging directory's descriptor: everything is unpacked relative to it.
+    pub(crate) fn dir(&self) -> Result<OwnedFd, ClientError> {
+        self.dir
+            .try_clone()
+            .map_err(|e| ClientError::io("cannot open", &self.parent.path, e))
     }
 
     /// Moves the staged tree into place: one rename, so the target appears whole or not at all.
     pub(crate) fn commit(mut self) -> Result<(), ClientError> {
+        let target = self.parent.path.join(&self.target);
         // Make the restored data durable before it becomes visible under the target name.
-        sync_filesystem(&self.path);
+        sync_filesystem(&self.dir);
+        // Nobody else can rename in this folder; still, move only our own directory.
+        let still_ours = beneath::stat_at(self.parent.fd.as_fd(), &self.name)
+            .is_ok_and(|st| beneath::ident(&st) == self.ident);
+        if !still_ours {
+            return Err(ClientError::io(
+                "cannot move into place",
+                &target,
+                io::Error::other("the staging folder was moved or replaced during the restore"),
+            ));
+        }
         // An empty directory being replaced keeps its permissions.
         let mode = self.replaces_empty_dir.unwrap_or(0o755);
-        fs::set_permissions(&self.path, fs::Permissions::from_mode(mode))
-            .map_err(|e| ClientError::io("cannot set the mode of", &self.target, e))?;
-        // rename(2) replaces an empty directory atomically.
-        fs::rename(&self.path, &self.target)
-            .map_err(|e| ClientError::io("cannot move into place", &self.target, e))?;
-        if let Some(parent) = self.target.parent() {
-            if let Ok(dir) = fs::File::open(parent) {
-                let _ = dir.sync_all();
-            }
-        }
+        beneath::set_mode(&self.dir, mode)
+            .map_err(|e| ClientError::io("cannot set the mode of", &target, e))?;
+        // rename(2) replaces an empty directory atomically, and never follows a symlink.
+        rfs::renameat(
+            &self.parent.fd,
+            self.name.as_os_str(),
+            &self.parent.fd,
+            self.target.as_os_str(),
+        )
+        .map_err(|e| ClientError::io("cannot move into place", &target, e.into()))?;
+        let _ = rfs::fsync(&self.parent.fd);
         self.committed = true;
         Ok(())
     }
@@ -149,76 +200,66 @@ impl Drop for Staging {
         if self.committed {
             return;
         }
-        if !self.path.as_os_str().is_empty() {
-            remove_tree(&self.path);
+        let ours = |st: &rfs::Stat| beneath::ident(st) == self.ident;
+        if let Err(e) = beneath::remove_tree(self.parent.fd.as_fd(), &self.name, ours) {
+            tracing::warn!(
+                "could not remove {}: {e}",
+                self.parent.path.join(&self.name).display()
+            );
         }
-        for dir in self.created.iter().rev() {
-            // Only if still empty: something else may have appeared there meanwhile.
-            let _ = fs::remove_dir(dir);
-        }
+        self.parent.remove_created();
     }
 }
 
-/// A hidden, random name beside `target`: `.NAME.coffer-WHAT-XXXXXXXX`.
-pub(crate) fn sibling_name(target: &Path, what: &str) -> Result<PathBuf, ClientError> {
-    let name = target
-        .file_name()
-        .ok_or_else(|| ClientError::Usage(format!("{} has no file name", target.display())))?;
-    let mut rand = [0u8; 4];
-    coffer_format::key::fill_random(&mut rand)?;
-    let tag: String = rand.iter().map(|b| format!("{b:02x}")).collect();
-    Ok(target.with_file_name(format!(".{}.coffer-{what}-{tag}", name.to_string_lossy())))
-}
-
-/// Removes a tree even if it holds read-only directories (as a restored tree may).
-fn remove_tree(path: &Path) {
-    if fs::remove_dir_all(path).is_ok() {
+/// Removes staging directories left by restores into the same target that were killed:
+/// only real directories owned by this user, and nothing outside them.
+fn remove_stale(parent: std::os::fd::BorrowedFd<'_>, target: &OsStr) {
+    let prefix = sibling_prefix(target, "restore");
+    let Ok(entries) = rfs::Dir::read_from(parent) else {
         return;
-    }
-    fn make_writable(p: &Path) {
-        let Ok(md) = fs::symlink_metadata(p) else {
-            return;
-        };
-        if md.is_dir() {
-            let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o700));
-            if let Ok(rd) = fs::read_dir(p) {
-                for e in rd.flatten() {
-                    make_writable(&e.path());
-                }
-            }
+    };
+    let me = euid();
+    for e in entries.flatten() {
+        let name = OsStr::from_bytes(e.file_name().to_bytes());
+        if !name.as_bytes().starts_with(&prefix) {
+            continue;
         }
-    }
-    make_writable(path);
-    if let Err(e) = fs::remove_dir_all(path) {
-        tracing::warn!("could not remove {}: {e}", path.display());
+        match beneath::remove_tree(parent, name, |st| beneath::owner(st) == me) {
+            Ok(()) => {}
+            // Another user's entry, or not a directory: not ours to remove.
+            Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
+            Err(e) => tracing::warn!("could not remove a stale staging folder: {e}"),
+        }
     }
 }
 
-/// Flushes the file system holding `path` (one `syncfs` instead of an fsync per file).
-fn sync_filesystem(path: &Path) {
-    use std::os::fd::AsRawFd;
-    if let Ok(dir) = fs::File::open(path) {
-        // SAFETY: syncfs only reads the descriptor, which stays open for the call.
-        unsafe {
-            libc::syncfs(dir.as_raw_fd());
-        }
+/// Flushes the file system holding `dir` (one `syncfs` instead of an fsync per file).
+fn sync_filesystem(dir: &OwnedFd) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    let _ = rfs::syncfs(dir);
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = rfs::fsync(dir);
+}
+
+#[cfg(test)]
+impl Staging {
+    fn path(&self) -> PathBuf {
+        self.parent.path.join(&self.name)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn targets_are_checked_and_normalised() {
         let d = tempfile::tempdir().unwrap();
         let t = Target::resolve(&d.path().join("a/./b/../c")).unwrap();
         assert_eq!(t.path, d.path().join("a/c"));
-        assert!(t.replaces_empty_dir.is_none());
         fs::create_dir(d.path().join("empty")).unwrap();
-        fs::set_permissions(d.path().join("empty"), fs::Permissions::from_mode(0o700)).unwrap();
-        let t = Target::resolve(&d.path().join("empty")).unwrap();
-        assert_eq!(t.replaces_empty_dir, Some(0o700));
+        Target::resolve(&d.path().join("empty")).unwrap();
         fs::write(d.path().join("empty/x"), b"").unwrap();
         assert!(matches!(
             Target::resolve(&d.path().join("empty")),
@@ -236,7 +277,6 @@ mod tests {
 
     #[test]
     fn an_abandoned_staging_removes_itself_and_the_parents_it_made() {
-        use std::os::unix::fs::PermissionsExt;
         let d = tempfile::tempdir().unwrap();
         let target = d.path().join("new/deeper/target");
         let staging = Staging::create(Target::resolve(&target).unwrap()).unwrap();
@@ -263,5 +303,140 @@ mod tests {
         assert!(other.exists());
         staging.commit().unwrap();
         assert!(d.path().join("target").is_dir());
+    }
+
+    fn mode(path: &Path) -> u32 {
+        use std::os::unix::fs::MetadataExt;
+        fs::symlink_metadata(path).unwrap().mode() & 0o7777
+    }
+
+    fn chmod(path: &Path, mode: u32) {
+        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    fn is_root() -> bool {
+        euid() == 0
+    }
+
+    fn lchown(path: &Path, uid: u32) {
+        std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
+    }
+
+    fn stage(target: &Path) -> Result<Staging, ClientError> {
+        Staging::create(Target::resolve(target).unwrap())
+    }
+
+    #[test]
+    fn a_folder_other_users_can_change_is_refused_unless_sticky() {
+        let d = tempfile::tempdir().unwrap();
+        let shared = d.path().join("shared");
+        fs::create_dir(&shared).unwrap();
+        chmod(&shared, 0o777);
+        for target in [shared.join("t"), shared.join("new/deeper/t")] {
+            match stage(&target) {
+                Err(ClientError::Usage(m)) => {
+                    assert!(m.contains("other users can write to"), "{m}");
+                    assert!(m.contains("chmod go-w"), "{m}");
+                }
+                Err(e) => panic!("{e}"),
+                Ok(_) => panic!("a staging folder was made in a folder all can write to"),
+            }
+            assert_eq!(fs::read_dir(&shared).unwrap().count(), 0, "left behind");
+        }
+        chmod(&shared, 0o775);
+        assert!(matches!(
+            stage(&shared.join("t")),
+            Err(ClientError::Usage(_))
+        ));
+        // Sticky, like /tmp: others cannot rename or remove this user's entries.
+        chmod(&shared, 0o1777);
+        stage(&shared.join("t")).unwrap().commit().unwrap();
+        assert!(shared.join("t").is_dir());
+        if is_root() {
+            let theirs = d.path().join("theirs");
+            fs::create_dir(&theirs).unwrap();
+            lchown(&theirs, 65534);
+            match stage(&theirs.join("t")) {
+                Err(ClientError::Usage(m)) => assert!(m.contains("another user"), "{m}"),
+                _ => panic!("a folder of another user was accepted"),
+            }
+        }
+    }
+
+    #[test]
+    fn stale_staging_that_is_a_symlink_or_not_ours_is_left_alone() {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        let outside = d.path().join("outside");
+        fs::create_dir_all(outside.join("ro")).unwrap();
+        fs::write(outside.join("ro/keep"), b"keep").unwrap();
+        chmod(&outside.join("ro"), 0o555);
+        chmod(&outside, 0o751);
+        let parent = d.path().join("parent");
+        fs::create_dir(&parent).unwrap();
+        let link = parent.join(".t.coffer-restore-00000001");
+        symlink(&outside, &link).unwrap();
+        let file = parent.join(".t.coffer-restore-00000002");
+        fs::write(&file, b"not a folder").unwrap();
+        let theirs = parent.join(".t.coffer-restore-00000003");
+        if is_root() {
+            fs::create_dir(&theirs).unwrap();
+            fs::write(theirs.join("f"), b"theirs").unwrap();
+            lchown(&theirs, 65534);
+        }
+        stage(&parent.join("t")).unwrap().commit().unwrap();
+        assert!(fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+        assert!(file.exists());
+        assert_eq!((mode(&outside), mode(&outside.join("ro"))), (0o751, 0o555));
+        assert_eq!(fs::read(outside.join("ro/keep")).unwrap(), b"keep");
+        if is_root() {
+            assert!(
+                theirs.join("f").exists(),
+                "another user's folder was removed"
+            );
+        }
+        chmod(&outside.join("ro"), 0o755);
+    }
+
+    #[test]
+    fn a_staging_folder_swapped_during_the_restore_is_not_committed() {
+        use std::os::unix::fs::symlink;
+        let d = tempfile::tempdir().unwrap();
+        let elsewhere = d.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        let staging = stage(&d.path().join("t")).unwrap();
+        let path = staging.path();
+        fs::write(path.join("f"), b"x").unwrap();
+        fs::rename(&path, d.path().join("moved")).unwrap();
+        symlink(&elsewhere, &path).unwrap();
+        assert!(matches!(staging.commit(), Err(ClientError::Io { .. })));
+        assert!(fs::symlink_metadata(d.path().join("t")).is_err());
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
+        // Nor removed through the symlink when abandoned.
+        assert!(fs::symlink_metadata(&path)
+            .unwrap()
+            .file_type()
+            .is_symlink());
+    }
+
+    #[test]
+    fn an_empty_folder_replaced_keeps_its_mode() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("empty");
+        fs::create_dir(&target).unwrap();
+        chmod(&target, 0o710);
+        let staging = stage(&target).unwrap();
+        fs::write(staging.path().join("f"), b"x").unwrap();
+        staging.commit().unwrap();
+        assert_eq!(mode(&target), 0o710);
+        assert!(target.join("f").exists());
+        fs::write(target.join("g"), b"").unwrap();
+        assert!(matches!(
+            Staging::create(Target { path: target }),
+            Err(ClientError::TargetExists(_))
+        ));
     }
 }

@@ -4,6 +4,7 @@
 //! the way in, anything else (absolute paths, `..`, hard links, devices, overlong names,
 //! oversized extension headers) is refused rather than silently rewritten.
 
+mod dir_attrs;
 mod pack;
 mod unpack;
 
@@ -14,8 +15,9 @@ use serde::Serialize;
 
 use crate::error::ClientError;
 
+pub use dir_attrs::DirAttrs;
 pub use pack::{measure, pack, source_names};
-pub use unpack::{unpack, DirAttrs, Sink};
+pub use unpack::{unpack, Sink};
 
 /// Longest entry path accepted, in bytes (Linux's PATH_MAX).
 pub const MAX_PATH: usize = 4096;
@@ -91,11 +93,15 @@ pub fn check_entry_path(raw: &[u8]) -> Result<PathBuf, ClientError> {
 pub use pack::{pack_reporting, PackReport};
 
 #[cfg(test)]
+mod unpack_tests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use filetime::FileTime;
     use proptest::prelude::*;
     use std::fs;
+    use std::os::fd::AsFd;
     use tar::{Builder, EntryType};
 
     /// (raw name, type, raw link target, content)
@@ -117,12 +123,22 @@ mod tests {
         b.into_inner().unwrap()
     }
 
+    /// A directory's descriptor, as a restore holds its staging directory.
+    pub(crate) fn dir_fd(path: &Path) -> std::os::fd::OwnedFd {
+        fs::File::open(path).unwrap().into()
+    }
+
+    /// Unpacks into the directory `root` and applies the directory attributes.
+    pub(super) fn unpack_at(tar: &[u8], root: &Path) -> Result<ArchiveSummary, ClientError> {
+        let fd = dir_fd(root);
+        unpack(tar, Sink::Directory(fd.as_fd())).and_then(|(s, dirs)| dirs.apply().map(|()| s))
+    }
+
     fn unpack_into(tar: &[u8]) -> (tempfile::TempDir, Result<ArchiveSummary, ClientError>) {
         let d = tempfile::tempdir().unwrap();
         let root = d.path().join("staging");
         fs::create_dir(&root).unwrap();
-        let res =
-            unpack(tar, Sink::Directory(&root)).and_then(|(s, dirs)| dirs.apply().map(|()| s));
+        let res = unpack_at(tar, &root);
         (d, res)
     }
 
@@ -277,7 +293,7 @@ mod tests {
             raw_tar(&[(b"dev", EntryType::Char, b"", b"")]),
         ];
         for (i, tar) in cases.iter().enumerate() {
-            let res = unpack(&tar[..], Sink::Directory(&root));
+            let res = unpack_at(tar, &root);
             assert!(
                 matches!(res, Err(ClientError::UnsafeEntry { .. })),
                 "case {i}: {res:?}"
@@ -313,8 +329,7 @@ mod tests {
         );
         let out = d.path().join("out");
         fs::create_dir(&out).unwrap();
-        let (unpacked, dirs) = unpack(&tar[..], Sink::Directory(&out)).unwrap();
-        dirs.apply().unwrap();
+        let unpacked = unpack_at(&tar, &out).unwrap();
         assert_eq!(packed, unpacked);
         let r = out.join("src");
         assert_eq!(
@@ -353,8 +368,7 @@ mod tests {
         let (_, tar) = pack(std::slice::from_ref(&src), Vec::new()).unwrap();
         let out = d.path().join("out");
         fs::create_dir(&out).unwrap();
-        let (_, dirs) = unpack(&tar[..], Sink::Directory(&out)).unwrap();
-        dirs.apply().unwrap();
+        unpack_at(&tar, &out).unwrap();
         let md = |p: &str| fs::metadata(out.join(p)).unwrap().mode() & 0o7777;
         assert_eq!(md("src/locked/suid"), 0o755);
         assert_eq!(md("src/locked"), 0o555);

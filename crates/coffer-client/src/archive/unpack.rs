@@ -2,21 +2,27 @@
 //!
 //! The tar crate is used in raw mode, so that GNU long names and pax records are read here
 //! with a size limit instead of whole into memory. Every write stays inside the staging
-//! directory because every path is relative without `..` ([`check_entry_path`]), no entry
-//! goes through or over a symlink made by an earlier entry ([`SymlinkTree`]), and files are
-//! created with `O_EXCL | O_NOFOLLOW`.
+//! directory by construction: each one is made relative to the staging directory's
+//! descriptor, through directories opened without ever following a symlink
+//! ([`beneath`]), and names are created with `O_EXCL`, so that an entry that would go
+//! through or onto a symlink fails, whatever the file system takes to be the same name
+//! (case-insensitive ones included). Paths are relative without `..`
+//! ([`check_entry_path`]), and a symlink made by an earlier entry under the very same bytes
+//! is refused before anything is tried ([`SymlinkTree`]), which is all that verify, writing
+//! nothing, can check.
 
 use std::collections::HashMap;
 use std::ffi::OsStr;
-use std::fs;
 use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use filetime::FileTime;
 use tar::{EntryType, PaxExtensions};
 
+use super::dir_attrs::DirAttrs;
 use super::{check_entry_path, ArchiveSummary, FILE_IO, MAX_PATH};
+use crate::beneath::{self, Obstacle};
 use crate::error::ClientError;
 
 /// Largest GNU long-name or long-link entry, or pax record set, read into memory.
@@ -25,30 +31,12 @@ const MAX_EXTENSION: u64 = 64 * 1024;
 const MAX_SYMLINK_NODES: usize = 200_000;
 
 /// Where unpacked entries go.
+#[derive(Clone, Copy)]
 pub enum Sink<'a> {
-    /// Write them under this directory (a restore's staging directory).
-    Directory(&'a Path),
+    /// Write them under this directory (a restore's staging directory), never outside it.
+    Directory(BorrowedFd<'a>),
     /// Read and check them, write nothing (verify).
     Discard,
-}
-
-/// Directory modes and times, applied by [`DirAttrs::apply`] once the whole stream is
-/// authenticated: a read-only directory could not be filled (nor cleaned up after a
-/// failure), and creating entries inside a directory changes its time.
-#[derive(Debug, Default)]
-pub struct DirAttrs(Vec<(PathBuf, u32, FileTime)>);
-
-impl DirAttrs {
-    pub fn apply(self) -> Result<(), ClientError> {
-        use std::os::unix::fs::PermissionsExt;
-        for (dir, mode, mtime) in self.0.iter().rev() {
-            fs::set_permissions(dir, fs::Permissions::from_mode(*mode))
-                .map_err(|e| ClientError::io("cannot set the mode of", dir, e))?;
-            filetime::set_file_mtime(dir, *mtime)
-                .map_err(|e| ClientError::io("cannot set the time of", dir, e))?;
-        }
-        Ok(())
-    }
 }
 
 /// The symlinks an archive has made so far, as a tree of path components, so that checking
@@ -105,7 +93,13 @@ pub fn unpack<R: Read>(
 ) -> Result<(ArchiveSummary, DirAttrs), ClientError> {
     let mut archive = tar::Archive::new(input);
     let mut summary = ArchiveSummary::default();
-    let mut dirs = DirAttrs::default();
+    let mut dirs = DirAttrs::new(match &sink {
+        Sink::Directory(root) => Some(
+            root.try_clone_to_owned()
+                .map_err(|e| ClientError::io("cannot open", "the staging directory", e))?,
+        ),
+        Sink::Discard => None,
+    });
     let mut symlinks = SymlinkTree::default();
     // Extension entries name the entry that follows them.
     let (mut long_name, mut long_link) = (None::<Vec<u8>>, None::<Vec<u8>>);
@@ -191,24 +185,31 @@ pub fn unpack<R: Read>(
             io::copy(&mut entry, &mut io::sink()).map_err(archive_io)?;
             continue;
         };
-        let dst = root.join(&rel);
         let header = entry.header();
-        let mtime = FileTime::from_unix_time(header.mtime().unwrap_or(0) as i64, 0);
+        let mtime = header.mtime().unwrap_or(0) as i64;
         // Set-id bits are dropped: a restore must not create privileged programs.
         let mode = header.mode().map_err(archive_io)? & 0o1777;
+        dirs.leave_unless_inside(&rel)?;
+        let fail = |e: io::Error| unpack_error(root, &rel, e);
+        let (parent, name) = beneath::split(&rel);
         match (kind, link) {
             (EntryType::Directory, _) => {
-                fs::create_dir_all(&dst).map_err(|e| unpack_error(&rel, e))?;
-                dirs.0.push((dst, mode, mtime));
+                beneath::make_dirs(root, &rel).map_err(fail)?;
+                dirs.enter(&rel, mode, mtime);
             }
             (_, Some(target)) => {
-                make_parent(&dst, &rel)?;
-                std::os::unix::fs::symlink(OsStr::from_bytes(&target), &dst)
-                    .map_err(|e| unpack_error(&rel, e))?;
-                filetime::set_symlink_file_times(&dst, mtime, mtime)
-                    .map_err(|e| unpack_error(&rel, e))?;
+                let dir = beneath::make_dirs(root, parent).map_err(fail)?;
+                beneath::symlink(dir.as_fd(), name, OsStr::from_bytes(&target)).map_err(fail)?;
+                beneath::set_symlink_mtime(dir.as_fd(), name, mtime).map_err(fail)?;
             }
-            _ => write_file(&mut entry, &dst, &rel, mode, mtime)?,
+            _ => {
+                let dir = beneath::make_dirs(root, parent).map_err(fail)?;
+                let file = beneath::create_file(dir.as_fd(), name).map_err(fail)?;
+                write_file(&mut entry, file, mode, mtime).map_err(|e| match e {
+                    WriteError::Read(e) => archive_io(e),
+                    WriteError::Write(e) => fail(e),
+                })?;
+            }
         }
     }
     Ok((summary, dirs))
@@ -231,44 +232,30 @@ fn read_extension<R: Read>(entry: &mut tar::Entry<'_, R>) -> Result<Vec<u8>, Cli
     Ok(data)
 }
 
-fn make_parent(dst: &Path, rel: &Path) -> Result<(), ClientError> {
-    match dst.parent() {
-        Some(parent) => fs::create_dir_all(parent).map_err(|e| unpack_error(rel, e)),
-        None => Ok(()),
-    }
+enum WriteError {
+    Read(io::Error),
+    Write(io::Error),
 }
 
-/// Writes a regular file entry to `dst` with large writes, then sets its mode and time.
+/// Writes a regular file entry with large writes, then sets its mode and time.
 fn write_file<R: Read>(
     entry: &mut tar::Entry<'_, R>,
-    dst: &Path,
-    rel: &Path,
+    mut file: std::fs::File,
     mode: u32,
-    mtime: FileTime,
-) -> Result<(), ClientError> {
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let fail = |e: io::Error| unpack_error(rel, e);
-    make_parent(dst, rel)?;
-    let mut file = fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .custom_flags(libc::O_NOFOLLOW)
-        .open(dst)
-        .map_err(fail)?;
+    mtime: i64,
+) -> Result<(), WriteError> {
     let mut buf = vec![0u8; FILE_IO];
     loop {
         let n = match entry.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(archive_io(e)),
+            Err(e) => return Err(WriteError::Read(e)),
         };
-        file.write_all(&buf[..n]).map_err(fail)?;
+        file.write_all(&buf[..n]).map_err(WriteError::Write)?;
     }
-    file.set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(fail)?;
-    filetime::set_file_handle_times(&file, None, Some(mtime)).map_err(fail)
+    beneath::set_mode(&file, mode).map_err(WriteError::Write)?;
+    beneath::set_mtime(&file, mtime).map_err(WriteError::Write)
 }
 
 fn bad_archive(reason: impl Into<String>) -> ClientError {
@@ -287,16 +274,27 @@ fn archive_io(e: io::Error) -> ClientError {
     bad_archive(e.to_string())
 }
 
-fn unpack_error(rel: &Path, e: io::Error) -> ClientError {
+fn unpack_error(root: BorrowedFd<'_>, rel: &Path, e: io::Error) -> ClientError {
     if crate::pipe::is_pipe_closed(&e) {
         return ClientError::PipelineStopped;
     }
-    // Only this archive's own entries exist in the staging directory, so a clash means
-    // the archive names one path twice.
+    // ELOOP: the resolution met a symlink. Otherwise only this archive's own entries exist
+    // in the staging directory, so a clash means the archive names one path twice, or
+    // names a symlink again under a spelling the file system takes to be the same.
+    let through_symlink = ClientError::UnsafeEntry {
+        path: rel.display().to_string(),
+        reason: "it would be written through or over a symlink",
+    };
+    if e.raw_os_error() == Some(libc::ELOOP) {
+        return through_symlink;
+    }
     if matches!(
         e.kind(),
         io::ErrorKind::AlreadyExists | io::ErrorKind::NotADirectory
     ) {
+        if beneath::obstacle(root, rel) == Obstacle::Symlink {
+            return through_symlink;
+        }
         return ClientError::UnsafeEntry {
             path: rel.display().to_string(),
             reason: "the archive names this path more than once",
