@@ -122,7 +122,7 @@ pub async fn list(out: &Output, profile: &Profile, from: Option<String>) -> Resu
             "size": b.size,
             "key_id": key_id,
             "this_device_key": this_key,
-            "segments": b.segments.as_ref().map(Vec::len),
+            "segments": b.segments.map(|s| s.count()),
         }));
     }
     out.json(json!({"ok": true, "storage": storage.url().display(), "backups": rows}));
