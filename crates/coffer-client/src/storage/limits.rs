@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 /// eleven years without a prune. A listing that goes past it is refused, not cut short:
 /// a partial listing could make `prune` delete the real newest backup.
 pub const MAX_LISTING_ENTRIES: usize = 100_000;
-/// Bytes of one answer that OpenDAL reads whole (a listing page, an error message): the
-/// largest real one is a WebDAV folder listing, about 600 bytes an entry.
+/// Bytes of one answer that OpenDAL reads whole (a listing page, an error message). An S3
+/// page of 1,000 entries is about 300 KB; a WebDAV folder listing comes in one answer, of
+/// about 860 bytes an entry (wsgidav), so a WebDAV folder can list about 19,000 entries.
 pub const MAX_ANSWER_BYTES: u64 = 16 << 20;
 /// The slowest transfer a download must keep up, in bytes per second (128 kbit/s: a
 /// phone on EDGE is faster).
@@ -27,7 +28,7 @@ pub const LISTING_ENTRY_BYTES: u64 = 1 << 10;
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
 
 /// The time [`MIN_RATE`] takes for `bytes`.
-pub fn time_at_min_rate(bytes: u64) -> Duration {
+pub(super) fn time_at_min_rate(bytes: u64) -> Duration {
     let nanos = (bytes % MIN_RATE) * 1_000_000_000 / MIN_RATE;
     Duration::from_secs(bytes / MIN_RATE).saturating_add(Duration::from_nanos(nanos))
 }
@@ -36,14 +37,14 @@ pub fn time_at_min_rate(bytes: u64) -> Duration {
 /// to deliver. Only time spent waiting counts, not time that the caller spends on what it
 /// got (a slow disk during a restore is no fault of the provider).
 #[derive(Debug, Clone)]
-pub struct Deadline {
+pub(super) struct Deadline {
     base: Duration,
     allowed: Duration,
     waited: Duration,
 }
 
 impl Deadline {
-    pub fn new(base: Duration) -> Deadline {
+    pub(super) fn new(base: Duration) -> Deadline {
         Deadline {
             base,
             allowed: base,
@@ -52,25 +53,25 @@ impl Deadline {
     }
 
     /// Allows the time `bytes` more take at [`MIN_RATE`].
-    pub fn allow_bytes(&mut self, bytes: u64) {
+    pub(super) fn allow_bytes(&mut self, bytes: u64) {
         self.allowed = self.allowed.saturating_add(time_at_min_rate(bytes));
     }
 
     /// Allows the time one more listing entry takes.
-    pub fn allow_entry(&mut self) {
+    pub(super) fn allow_entry(&mut self) {
         self.allow_bytes(LISTING_ENTRY_BYTES);
     }
 
-    pub fn base(&self) -> Duration {
+    pub(super) fn base(&self) -> Duration {
         self.base
     }
 
-    pub fn waited(&self) -> Duration {
+    pub(super) fn waited(&self) -> Duration {
         self.waited
     }
 
     /// Waits for `fut` within the time left; `None` when that ran out first.
-    pub async fn wait<F: Future>(&mut self, fut: F) -> Option<F::Output> {
+    pub(super) async fn wait<F: Future>(&mut self, fut: F) -> Option<F::Output> {
         let left = self.allowed.saturating_sub(self.waited);
         if left.is_zero() {
             return None;
