@@ -190,7 +190,7 @@ pub async fn list(out: &Output, profile: &Profile, from: Option<String>) -> Resu
                 "this_device_key": e.is_ours(),
                 "status": status_name(&e.standing),
                 "problem": e.problem(),
-                "segments": b.segments.as_ref().map(Vec::len),
+                "segments": b.segments.map(|s| s.count()),
             })
         })
         .collect();

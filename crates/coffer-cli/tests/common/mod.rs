@@ -8,6 +8,8 @@
 
 pub mod coffer_server;
 pub mod fault_proxy;
+pub mod hostile_storage;
+pub mod peak_memory;
 pub mod servers;
 mod trees;
 

@@ -188,7 +188,7 @@ impl Provider {
 }
 
 /// Settings of ours (not OpenDAL's) that any location may carry.
-const OWN_KEYS: &[&str] = &["timeout", "retries", "upload"];
+const OWN_KEYS: &[&str] = &["timeout", "retries", "upload", "deadline"];
 
 /// The default limit on one storage request, and on each read or write within one.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -359,6 +359,8 @@ pub struct Resolved {
     pub secrets: Vec<Zeroizing<String>>,
     pub timeout: Duration,
     pub retries: usize,
+    /// The time every download and listing gets besides its size (`limits`).
+    pub deadline: Duration,
     /// `upload=segments`: store backups as segments even where multipart uploads exist
     /// (for S3-compatible services and emulators whose multipart support is missing).
     pub force_segments: bool,
@@ -372,6 +374,7 @@ impl fmt::Debug for Resolved {
             .field("config_keys", &keys)
             .field("timeout", &self.timeout)
             .field("retries", &self.retries)
+            .field("deadline", &self.deadline)
             .finish_non_exhaustive()
     }
 }
@@ -403,6 +406,7 @@ pub fn resolve(
                 secrets: Vec::new(),
                 timeout: timeout_setting(profile.get("timeout").map(String::as_str))?,
                 retries: retries_setting(profile.get("retries").map(String::as_str))?,
+                deadline: deadline_setting(profile.get("deadline").map(String::as_str))?,
                 force_segments: false,
             })
         }
@@ -431,6 +435,7 @@ pub fn resolve(
     }
     let timeout = timeout_setting(settings.remove("timeout").as_deref().map(|s| s.as_str()))?;
     let retries = retries_setting(settings.remove("retries").as_deref().map(|s| s.as_str()))?;
+    let deadline = deadline_setting(settings.remove("deadline").as_deref().map(|s| s.as_str()))?;
     let force_segments = match settings.remove("upload").as_deref().map(|s| s.as_str()) {
         None | Some("auto") => false,
         Some("segments") => true,
@@ -500,6 +505,7 @@ pub fn resolve(
         secrets,
         timeout,
         retries,
+        deadline,
         force_segments,
     };
     check_required(p, &resolved)?;
@@ -538,15 +544,27 @@ fn check_required(p: Provider, r: &Resolved) -> Result<(), ClientError> {
 }
 
 fn timeout_setting(value: Option<&str>) -> Result<Duration, ClientError> {
+    duration_setting("timeout", value, DEFAULT_TIMEOUT)
+}
+
+fn deadline_setting(value: Option<&str>) -> Result<Duration, ClientError> {
+    duration_setting("deadline", value, super::limits::DEFAULT_DEADLINE)
+}
+
+fn duration_setting(
+    name: &str,
+    value: Option<&str>,
+    default: Duration,
+) -> Result<Duration, ClientError> {
     match value {
-        None => Ok(DEFAULT_TIMEOUT),
+        None => Ok(default),
         Some(v) => humantime::parse_duration(v)
             .or_else(|_| v.parse::<u64>().map(Duration::from_secs))
             .ok()
             .filter(|d| !d.is_zero())
             .ok_or_else(|| {
                 ClientError::Usage(format!(
-                    "timeout {v:?} is not a duration (for example 30s or 2m)"
+                    "{name} {v:?} is not a duration (for example 30s or 2m)"
                 ))
             }),
     }
@@ -797,5 +815,12 @@ mod tests {
         let url = StorageUrl::parse("/srv/b").unwrap();
         let r = resolve(&url, &BTreeMap::new(), &|_| None).unwrap();
         assert_eq!(r.timeout, DEFAULT_TIMEOUT);
+        assert_eq!(r.deadline, super::super::limits::DEFAULT_DEADLINE);
+        let url = StorageUrl::parse("s3://b?deadline=5s").unwrap();
+        let r = resolve(&url, &BTreeMap::new(), &|_| None).unwrap();
+        assert_eq!(r.deadline, Duration::from_secs(5));
+        assert!(r.config.iter().all(|(k, _)| k != "deadline"));
+        let url = StorageUrl::parse("s3://b?deadline=0s").unwrap();
+        assert!(resolve(&url, &BTreeMap::new(), &|_| None).is_err());
     }
 }

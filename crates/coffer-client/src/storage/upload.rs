@@ -6,24 +6,22 @@
 //! - **one-request providers** (WebDAV, drives): segments of [`PART_SIZE`] bytes, then the
 //!   manifest, written last.
 //!
-//! Memory stays bounded by a few parts in every case.
+//! Memory stays bounded by a few parts in every case. No segment is ever empty, and a
+//! backup too large for a segment list that readers accept is refused before its last
+//! segment is stored.
 
 use std::fs;
 use std::path::PathBuf;
-use std::sync::Arc;
 
-use opendal::Operator;
-
-use super::{
-    backup_path, manifest, manifest_path, segment_path, Shared, BACKUPS_DIR, INCOMPLETE_DIR,
-    MANIFEST_SUFFIX, PART_SIZE, PART_SUFFIX, SEGMENTS_DIR, UPLOAD_CONCURRENCY,
-};
+use super::ids::{backup_path, manifest_path, segment_path, segments_dir};
+use super::manifest::{self, SegmentSizes};
+use super::UPLOAD_CONCURRENCY;
+use super::{Backend, BACKUPS_DIR, INCOMPLETE_DIR, MANIFEST_SUFFIX, PART_SIZE, PART_SUFFIX};
 use crate::error::ClientError;
 
 /// An upload in progress.
 pub struct Upload {
-    op: Operator,
-    shared: Arc<Shared>,
+    backend: Backend,
     id: String,
     sink: Sink,
     /// The storage root, when it is a local folder.
@@ -39,19 +37,20 @@ enum Sink {
     },
     Segments {
         buf: Vec<u8>,
-        sizes: Vec<u64>,
+        /// The segments stored so far.
+        sizes: Option<SegmentSizes>,
         can_rename: bool,
     },
 }
 
 impl Upload {
     pub(super) async fn begin(
-        op: Operator,
-        shared: Arc<Shared>,
+        backend: Backend,
         id: &str,
         local_dir: Option<PathBuf>,
         force_segments: bool,
     ) -> Result<Upload, ClientError> {
+        let (op, shared) = (&backend.op, &backend.shared);
         let cap = op.info().capability();
         let sink = if cap.write_can_multi && !force_segments {
             let temp = cap
@@ -72,13 +71,12 @@ impl Upload {
         } else {
             Sink::Segments {
                 buf: Vec::with_capacity(PART_SIZE),
-                sizes: Vec::new(),
+                sizes: None,
                 can_rename: cap.rename,
             }
         };
         Ok(Upload {
-            op,
-            shared,
+            backend,
             id: id.to_string(),
             sink,
             local_dir,
@@ -92,13 +90,13 @@ impl Upload {
             Sink::Object { writer, .. } => writer
                 .write(block)
                 .await
-                .map_err(|e| self.shared.err("upload a backup", e)),
+                .map_err(|e| self.backend.shared.err("upload a backup", e)),
             Sink::Segments { buf, sizes, .. } => {
                 buf.extend_from_slice(&block);
                 while buf.len() >= PART_SIZE {
                     let rest = buf.split_off(PART_SIZE);
                     let full = std::mem::replace(buf, rest);
-                    put_segment(&self.op, &self.shared, &self.id, sizes, full).await?;
+                    put_segment(&self.backend, &self.id, sizes, full).await?;
                 }
                 Ok(())
             }
@@ -108,14 +106,15 @@ impl Upload {
     /// Finishes the upload and makes it visible as a complete backup. Returns its size.
     pub async fn commit(mut self) -> Result<u64, ClientError> {
         let err = |action| {
-            let shared = self.shared.clone();
+            let shared = self.backend.shared.clone();
             move |e| shared.err(action, e)
         };
         match &mut self.sink {
             Sink::Object { writer, temp } => {
                 writer.close().await.map_err(err("finish an upload"))?;
                 if let Some(temp) = temp {
-                    self.op
+                    self.backend
+                        .op
                         .rename(temp, &backup_path(&self.id))
                         .await
                         .map_err(err("commit an upload"))?;
@@ -126,26 +125,35 @@ impl Upload {
                 sizes,
                 can_rename,
             } => {
-                if !buf.is_empty() || sizes.is_empty() {
+                if !buf.is_empty() {
                     let last = std::mem::take(buf);
-                    put_segment(&self.op, &self.shared, &self.id, sizes, last).await?;
+                    put_segment(&self.backend, &self.id, sizes, last).await?;
                 }
+                // A backup stream always has a header: an empty one is a bug upstream.
+                let Some(sizes) = sizes else {
+                    return Err(ClientError::Internal(
+                        "an empty backup cannot be stored in segments".into(),
+                    ));
+                };
                 let text = manifest::encode(sizes);
                 let final_path = manifest_path(&self.id);
                 if *can_rename {
                     // A one-request write can still be cut short on some servers; a
                     // rename is all or nothing.
                     let temp = format!("{INCOMPLETE_DIR}{}{MANIFEST_SUFFIX}", self.id);
-                    self.op
+                    self.backend
+                        .op
                         .write(&temp, text)
                         .await
                         .map_err(err("commit an upload"))?;
-                    self.op
+                    self.backend
+                        .op
                         .rename(&temp, &final_path)
                         .await
                         .map_err(err("commit an upload"))?;
                 } else {
-                    self.op
+                    self.backend
+                        .op
                         .write(&final_path, text)
                         .await
                         .map_err(err("commit an upload"))?;
@@ -170,15 +178,14 @@ impl Upload {
                 if writer.abort().await.is_err() {
                     if let Some(temp) = temp {
                         let _ = writer.close().await;
-                        let _ = self.op.delete(temp).await;
+                        let _ = self.backend.op.delete(temp).await;
                     }
                 }
             }
             Sink::Segments { .. } => {
                 let _ = self
-                    .op
-                    .delete_with(&format!("{SEGMENTS_DIR}{}/", self.id))
-                    .recursive(true)
+                    .backend
+                    .remove_folder(&segments_dir(&self.id), "remove an unfinished upload")
                     .await;
             }
         }
@@ -187,16 +194,31 @@ impl Upload {
 
 /// Stores the next segment. One request each; the retry layer repeats it whole.
 async fn put_segment(
-    op: &Operator,
-    shared: &Shared,
+    backend: &Backend,
     id: &str,
-    sizes: &mut Vec<u64>,
+    sizes: &mut Option<SegmentSizes>,
     data: Vec<u8>,
 ) -> Result<(), ClientError> {
     let len = data.len() as u64;
-    op.write(&segment_path(id, sizes.len()), data)
+    let (n, next) = match sizes {
+        None => (0, SegmentSizes::first(len)),
+        Some(s) => (s.count(), s.then(len)),
+    };
+    let next = next.map_err(|why| ClientError::Storage {
+        action: "upload a backup segment",
+        message: format!(
+            "the backup cannot be stored in segments ({why}): a segment list holds at most \
+             {} segments of {} MiB",
+            manifest::MAX_SEGMENTS,
+            PART_SIZE >> 20
+        ),
+        retryable: false,
+    })?;
+    backend
+        .op
+        .write(&segment_path(id, n), data)
         .await
-        .map_err(|e| shared.err("upload a backup segment", e))?;
-    sizes.push(len);
+        .map_err(|e| backend.shared.err("upload a backup segment", e))?;
+    *sizes = Some(next);
     Ok(())
 }
