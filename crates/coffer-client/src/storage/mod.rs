@@ -47,7 +47,7 @@ use ids::{manifest_path, segments_dir};
 use limits::Deadline;
 
 pub use download::BackupStream;
-pub use ids::{id_time, new_backup_id};
+pub use ids::id_time;
 pub use location::{
     resolve, Provider, RemoteUrl, Resolved, StorageUrl, DEFAULT_RETRIES, DEFAULT_TIMEOUT,
 };
