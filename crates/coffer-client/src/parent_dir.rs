@@ -114,9 +114,9 @@ impl ParentDir {
     }
 }
 
+/// The effective uid: the kernel checks access by it.
 pub(crate) fn euid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
+    rustix::process::geteuid().as_raw()
 }
 
 /// Refuses a folder another user can change: owned by someone other than root or this

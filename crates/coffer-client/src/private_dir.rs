@@ -18,6 +18,7 @@ use rustix::fs::{self as rfs, AtFlags, FileType, Mode, OFlags, Stat, CWD};
 use rustix::io::Errno;
 use zeroize::Zeroizing;
 
+use crate::beneath::perms as permissions;
 use crate::error::ClientError;
 
 /// What makes a profile unsafe to use.
@@ -105,18 +106,11 @@ fn shell_quote(path: &Path) -> String {
 
 /// The user whose profile this is: the effective uid, as the kernel checks access by it.
 fn me() -> u32 {
-    rustix::process::geteuid().as_raw()
+    crate::parent_dir::euid()
 }
 
 fn kind(st: &Stat) -> FileType {
     FileType::from_raw_mode(st.st_mode)
-}
-
-/// The permission bits of a `Stat` (with set-id and sticky bits).
-// mode_t is u16 on macOS, u32 on Linux.
-#[allow(clippy::useless_conversion)]
-pub(crate) fn permissions(st: &Stat) -> u32 {
-    u32::from(st.st_mode) & 0o7777
 }
 
 const GROUP_OTHER_WRITE: u32 = 0o022;

@@ -254,7 +254,7 @@ impl<W: Write> Packer<'_, W> {
     ) -> Result<(), ClientError> {
         let mut header = tar::Header::new_gnu();
         header.set_entry_type(EntryType::Symlink);
-        header.set_mode(crate::private_dir::permissions(st));
+        header.set_mode(crate::beneath::perms(st));
         header.set_uid(u64::from(st.st_uid));
         header.set_gid(u64::from(st.st_gid));
         header.set_mtime(u64::try_from(st.st_mtime).unwrap_or(0));
