@@ -337,6 +337,10 @@ pub(crate) struct PruneArgs {
     /// Show what would be deleted, and delete nothing.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Delete even though storage does not show the last backup this device made (by
+    /// default prune then deletes nothing: the provider may be hiding newer backups).
+    #[arg(long)]
+    pub(crate) force: bool,
 }
 
 #[derive(Args)]

@@ -111,7 +111,7 @@ async fn dispatch(
                 keep_last: a.keep,
                 older_than: a.older_than.map(Into::into),
             };
-            commands::prune(out, profile, a.from.from, policy, a.dry_run).await
+            commands::prune(out, profile, a.from.from, policy, a.dry_run, a.force).await
         }
         Command::Verify(a) => {
             commands::verify(

@@ -242,6 +242,7 @@ pub async fn prune(
     from: Option<String>,
     policy: PrunePolicy,
     dry_run: bool,
+    force: bool,
 ) -> Result<()> {
     let mut config = profile.load_config()?;
     let storage = storage(&config, from, false)?;
@@ -263,6 +264,9 @@ pub async fn prune(
         .map(|e| e.backup.clone())
         .collect();
     let doomed = plan_prune(&ours, policy, std::time::SystemTime::now());
+    if !dry_run && !doomed.is_empty() {
+        check_before_deleting(out, &storage, &key, &ours, &doomed, &warnings, force).await?;
+    }
     let verb = if dry_run { "Would delete" } else { "Deleted" };
     let mut removed = Vec::new();
     for b in &doomed {
@@ -337,6 +341,45 @@ pub async fn prune(
             String::new()
         }
     ));
+    Ok(())
+}
+
+/// What must hold before `prune` deletes anything: storage shows this device's last backup
+/// (or `--force`), and the newest backup kept reads whole under the key. Headers alone say
+/// a backup is ours, not that its body is intact, and a backup damaged past its header must
+/// not be the one left when the good ones are gone.
+async fn check_before_deleting(
+    out: &Output,
+    storage: &Storage,
+    key: &BackupKey,
+    ours: &[StoredBackup],
+    doomed: &[&StoredBackup],
+    warnings: &[String],
+    force: bool,
+) -> Result<()> {
+    if !warnings.is_empty() && !force {
+        return Err(usage(
+            "prune deleted nothing: storage does not show the last backup this device made (see the warning above), so it may be hiding newer backups; check the storage, or run prune again with --force to delete anyway",
+        ));
+    }
+    let Some(newest) = ours
+        .iter()
+        .rev()
+        .find(|b| !doomed.iter().any(|d| d.id == b.id))
+    else {
+        return Ok(());
+    };
+    out.say(format!(
+        "Verifying {}, the newest backup kept, before deleting anything…",
+        newest.id
+    ));
+    if let Err(e) = coffer_client::verify(storage, key, Some(&newest.id), out.progress()).await {
+        out.warn(&format!(
+            "prune deleted nothing: {}, the newest backup it would keep, does not read whole under this key",
+            newest.id
+        ));
+        return Err(e.into());
+    }
     Ok(())
 }
 
