@@ -374,7 +374,7 @@ async fn check_before_deleting(
         newest.id
     ));
     if let Err(e) = coffer_client::verify(storage, key, Some(&newest.id), out.progress()).await {
-        out.warn(&format!(
+        out.warn(format!(
             "prune deleted nothing: {}, the newest backup it would keep, does not read whole under this key",
             newest.id
         ));
