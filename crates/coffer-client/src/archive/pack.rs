@@ -342,7 +342,12 @@ fn append_file<W: Write, F: SourceFile>(
             read: size,
             now: now.len(),
         })
-    } else if now.len() != size || (now.mtime(), now.mtime_nsec()) != (md.mtime(), md.mtime_nsec())
+    } else if now.len() != size
+        || (now.mtime(), now.mtime_nsec()) != (md.mtime(), md.mtime_nsec())
+        // The change time too: a tool can put the modification time back after writing
+        // (`cp -p`, `rsync -t --inplace`), but nothing but the kernel sets ctime. A chmod
+        // or a rename during the read also moves it: a warning then, never torn bytes.
+        || (now.ctime(), now.ctime_nsec()) != (md.ctime(), md.ctime_nsec())
     {
         Some(SourceChange::Modified)
     } else {

@@ -144,6 +144,29 @@ fn a_file_written_in_place_while_read_is_reported() {
     assert_eq!(res.unwrap(), None, "an untouched file raises no warning");
 }
 
+#[test]
+fn a_file_written_with_its_modification_time_put_back_is_reported() {
+    use std::io::{Seek, SeekFrom, Write};
+    use std::os::unix::fs::MetadataExt;
+    let d = tempfile::tempdir().unwrap();
+    let (path, _) = big_file(d.path());
+    let (res, _) = append_meddled(&path, |p| {
+        // What `rsync --inplace -t` or `cp -p` onto the file do: new bytes, old mtime.
+        let before = fs::metadata(p).unwrap();
+        let mut f = fs::OpenOptions::new().write(true).open(p).unwrap();
+        f.seek(SeekFrom::Start(0)).unwrap();
+        f.write_all(b"HEADHEAD").unwrap();
+        f.set_modified(before.modified().unwrap()).unwrap();
+        let after = fs::metadata(p).unwrap();
+        assert_eq!(
+            (after.mtime(), after.mtime_nsec(), after.len()),
+            (before.mtime(), before.mtime_nsec(), before.len()),
+            "size and mtime look untouched"
+        );
+    });
+    assert_eq!(res.unwrap(), Some(SourceChange::Modified));
+}
+
 /// Packs `src`, running `swap` on the entry at `victim` between its lstat and its open.
 fn pack_swapping(
     src: &Path,
