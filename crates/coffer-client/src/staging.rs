@@ -8,8 +8,13 @@
 //! The target's folder is held by a descriptor and must be out of other users' reach
 //! ([`ParentDir`]); the staging directory is made there with `mkdirat` (mode 0700), filled
 //! through its own descriptor, and every removal is descriptor-relative and follows no
-//! symlink ([`beneath::remove_tree`]). Stale staging directories are removed only when they
-//! are real directories owned by this user.
+//! symlink ([`beneath::remove_tree`]). The staging directory is locked (`flock`) for as long
+//! as the restore holds it; stale staging directories are removed only when they are real
+//! directories owned by this user, named exactly as a restore names them, and not locked
+//! by a live restore.
+//!
+//! An existing empty target must belong to this user: it is replaced, and its mode (other
+//! than write access for others without the sticky bit) is kept.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -18,7 +23,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{self as rfs, Mode};
+use rustix::fs::{self as rfs, FlockOperation, Mode};
 
 use crate::beneath::{self, Ident};
 use crate::error::ClientError;
@@ -59,6 +64,8 @@ impl Target {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(ClientError::io("cannot inspect", &path, e)),
             Ok(md) if md.is_dir() => {
+                use std::os::unix::fs::MetadataExt;
+                refuse_if_theirs(md.uid(), &path)?;
                 let mut rd =
                     fs::read_dir(&path).map_err(|e| ClientError::io("cannot list", &path, e))?;
                 if rd.next().is_some() {
@@ -125,6 +132,7 @@ impl Staging {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(ClientError::io("cannot inspect", shown, e)),
             Ok(st) if beneath::is_dir(&st) => {
+                refuse_if_theirs(beneath::owner(&st), shown)?;
                 let dir = beneath::open_child_dir(at, target)
                     .map_err(|e| ClientError::io("cannot list", shown, e))?;
                 let mut entries = rfs::Dir::new(dir)
@@ -133,23 +141,49 @@ impl Staging {
                 if entries.any(|e| e.map_or(true, |e| !dots(&e))) {
                     return Err(ClientError::TargetExists(shown.into()));
                 }
-                Some(beneath::perms(&st))
+                Some(kept_mode(beneath::perms(&st)))
             }
             Ok(_) => return Err(ClientError::TargetExists(shown.into())),
         };
         remove_stale(at, target);
         let create =
             |e: io::Error| ClientError::io("cannot create a staging folder beside", shown, e);
-        let name = loop {
+        let mut tries = 0;
+        let (name, dir, st) = loop {
+            tries += 1;
+            if tries > MAKE_TRIES {
+                return Err(create(io::Error::other(
+                    "other restores into the same target kept removing it",
+                )));
+            }
             let name = sibling_name(target, "restore")?;
             match rfs::mkdirat(at, name.as_os_str(), Mode::from_raw_mode(0o700)) {
-                Ok(()) => break name,
+                Ok(()) => {}
                 Err(rustix::io::Errno::EXIST) => continue,
                 Err(e) => return Err(create(e.into())),
             }
+            // Locked at once, so that other restores' cleanups leave it alone. One that
+            // found it between mkdirat and the lock took it for stale: it is then locked
+            // by that cleanup or gone, and another name is tried.
+            let dir = match beneath::open_child_dir(at, &name) {
+                Ok(dir) => dir,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(create(e)),
+            };
+            match rfs::flock(&dir, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::WOULDBLOCK) => continue,
+                // A file system without locks: cleanups cannot lock it either, and skip it.
+                Err(e) if locks_unsupported(e) => {}
+                Err(e) => return Err(create(e.into())),
+            }
+            let st = beneath::stat(&dir).map_err(create)?;
+            let still_there = beneath::stat_at(at, &name)
+                .is_ok_and(|now| beneath::ident(&now) == beneath::ident(&st));
+            if still_there {
+                break (name, dir, st);
+            }
         };
-        let dir = beneath::open_child_dir(at, &name).map_err(create)?;
-        let st = beneath::stat(&dir).map_err(create)?;
         // Whatever the umask: owner only, and writable by the owner while it fills.
         beneath::set_mode(&dir, 0o700).map_err(create)?;
         Ok((name, dir, beneath::ident(&st), replaces_empty_dir))
@@ -211,8 +245,56 @@ impl Drop for Staging {
     }
 }
 
+/// Attempts at a staging name before giving up: only restores of this user into the same
+/// target can make one fail.
+const MAKE_TRIES: u32 = 16;
+
+/// Refuses an existing (empty) target of another user: it would be replaced by one of this
+/// user's keeping its mode, often open to all, and its owner could still rename or remove
+/// what the restore puts there.
+fn refuse_if_theirs(owner: u32, shown: &Path) -> Result<(), ClientError> {
+    if owner == euid() {
+        return Ok(());
+    }
+    Err(ClientError::Usage(format!(
+        "refusing to restore into {}: it is an empty folder that belongs to another user \
+         (uid {owner}), who could rename, remove or swap what the restore puts there; name a \
+         new folder (or one of your own)",
+        shown.display()
+    )))
+}
+
+/// The mode an empty target being replaced passes on: its own, without write access for
+/// group and others unless it is sticky (where only an entry's owner may rename or remove
+/// it), so that no other user can move the restored entries.
+fn kept_mode(mode: u32) -> u32 {
+    if mode & 0o1000 == 0 {
+        mode & !0o022
+    } else {
+        mode
+    }
+}
+
+/// Whether `flock` failed because the file system has no locks.
+fn locks_unsupported(e: rustix::io::Errno) -> bool {
+    use rustix::io::Errno;
+    matches!(e, Errno::OPNOTSUPP | Errno::NOSYS | Errno::NOLCK)
+}
+
+/// Whether `name` is exactly a [`sibling_name`] of the target for "restore": the prefix
+/// and eight lowercase hex digits (so not another target's staging folder that merely
+/// starts alike).
+fn is_staging_name(name: &[u8], prefix: &[u8]) -> bool {
+    name.len() == prefix.len() + 8
+        && name.starts_with(prefix)
+        && name[prefix.len()..]
+            .iter()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Removes staging directories left by restores into the same target that were killed:
-/// only real directories owned by this user, and nothing outside them.
+/// only real directories owned by this user that no live restore holds locked, and nothing
+/// outside them.
 fn remove_stale(parent: std::os::fd::BorrowedFd<'_>, target: &OsStr) {
     let prefix = sibling_prefix(target, "restore");
     let Ok(entries) = rfs::Dir::read_from(parent) else {
@@ -220,11 +302,26 @@ fn remove_stale(parent: std::os::fd::BorrowedFd<'_>, target: &OsStr) {
     };
     let me = euid();
     for e in entries.flatten() {
-        let name = OsStr::from_bytes(e.file_name().to_bytes());
-        if !name.as_bytes().starts_with(&prefix) {
+        if !is_staging_name(e.file_name().to_bytes(), &prefix) {
             continue;
         }
-        match beneath::remove_tree(parent, name, |st| beneath::owner(st) == me) {
+        let name = OsStr::from_bytes(e.file_name().to_bytes());
+        // Opened without following a symlink, and locked, or skipped: the lock is held by
+        // the live restore that owns it (and released when this descriptor closes).
+        let Ok(dir) = beneath::open_child_dir(parent, name) else {
+            continue;
+        };
+        let Ok(st) = beneath::stat(&dir) else {
+            continue;
+        };
+        let locked = beneath::ident(&st);
+        if beneath::owner(&st) != me
+            || rfs::flock(&dir, FlockOperation::NonBlockingLockExclusive).is_err()
+        {
+            continue;
+        }
+        let accept = |st: &rfs::Stat| beneath::owner(st) == me && beneath::ident(st) == locked;
+        match beneath::remove_tree(parent, name, accept) {
             Ok(()) => {}
             // Another user's entry, or not a directory: not ours to remove.
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
@@ -420,6 +517,92 @@ mod tests {
             .unwrap()
             .file_type()
             .is_symlink());
+    }
+
+    #[test]
+    fn an_empty_folder_of_another_user_is_refused_before_anything_is_fetched() {
+        if !is_root() {
+            eprintln!("SKIPPED: needs root to make a folder of another user");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let theirs = d.path().join("theirs");
+        fs::create_dir(&theirs).unwrap();
+        chmod(&theirs, 0o777);
+        lchown(&theirs, 65534);
+        // Target::resolve runs before the backup is chosen or downloaded.
+        let refused = |r: Result<_, ClientError>| match r {
+            Err(ClientError::Usage(m)) => assert!(m.contains("belongs to another user"), "{m}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("another user's empty folder was accepted"),
+        };
+        refused(Target::resolve(&theirs).map(|_| ()));
+        // And again by descriptor, should it be swapped in after that check.
+        refused(Staging::create(Target { path: theirs }).map(|_| ()));
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1, "left behind");
+    }
+
+    #[test]
+    fn a_locked_staging_folder_is_live_and_never_stale() {
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("t");
+        let first = stage(&target).unwrap();
+        fs::write(first.path().join("f"), b"x").unwrap();
+        let held = d.path().join(".t.coffer-restore-0000abcd");
+        fs::create_dir(&held).unwrap();
+        let lock = fs::File::open(&held).unwrap();
+        rfs::flock(&lock, FlockOperation::NonBlockingLockExclusive).unwrap();
+        let second = stage(&target).unwrap();
+        assert!(
+            first.path().join("f").exists(),
+            "a live staging was removed"
+        );
+        assert!(held.exists(), "a locked staging was removed");
+        // Its own lock is held until it is dropped.
+        let busy = fs::File::open(second.path()).unwrap();
+        assert_eq!(
+            rfs::flock(&busy, FlockOperation::NonBlockingLockExclusive),
+            Err(rustix::io::Errno::WOULDBLOCK)
+        );
+        drop((lock, second));
+        let third = stage(&target).unwrap();
+        assert!(!held.exists(), "an unlocked stale staging was left");
+        assert!(
+            first.path().join("f").exists(),
+            "a live staging was removed"
+        );
+        first.commit().unwrap();
+        drop(third);
+        assert_eq!(fs::read_dir(d.path()).unwrap().count(), 1, "left behind");
+    }
+
+    #[test]
+    fn only_names_a_restore_makes_are_stale() {
+        let p = sibling_prefix(OsStr::new("a"), "restore");
+        let made = sibling_name(OsStr::new("a"), "restore").unwrap();
+        assert!(is_staging_name(made.as_bytes(), &p));
+        assert!(is_staging_name(b".a.coffer-restore-0123abcd", &p));
+        for other in [
+            &b".a.coffer-restore-x.coffer-restore-0123abcd"[..],
+            b".a.coffer-restore-0123ABCD",
+            b".a.coffer-restore-0123abc",
+            b".a.coffer-restore-0123abcde",
+            b".ab.coffer-restore-0123abcd",
+        ] {
+            assert!(!is_staging_name(other, &p), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn an_empty_folder_open_to_others_loses_their_write_access_unless_sticky() {
+        let d = tempfile::tempdir().unwrap();
+        for (made, restored) in [(0o777, 0o755), (0o2770, 0o2750), (0o1777, 0o1777)] {
+            let target = d.path().join(format!("t{made:o}"));
+            fs::create_dir(&target).unwrap();
+            chmod(&target, made);
+            stage(&target).unwrap().commit().unwrap();
+            assert_eq!(mode(&target), restored, "{made:o}");
+        }
     }
 
     #[test]
