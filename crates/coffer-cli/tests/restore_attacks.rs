@@ -252,3 +252,115 @@ fn planted_stale_staging_folders_change_nothing_outside() {
     assert_eq!((mode_of(&mine), mode_of(&mine.join("sub"))), (0o755, 0o751));
     assert!(mine.join("sub/keep.txt").exists());
 }
+
+fn is_root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// Attack 4: another user makes the empty folder the victim is about to restore into, open
+/// to all (`mkdir /tmp/vt && chmod 777 /tmp/vt`), in a sticky shared folder like /tmp. The
+/// restore must refuse it before downloading anything and leave it as it was; a folder of
+/// the victim's own that is open to all is restored without the write bits for others,
+/// unless sticky.
+/// Before: exit 0, the target root's own with mode 0777, so that the other user could
+/// rename, remove or swap the restored entries.
+#[test]
+fn an_empty_target_of_another_user_is_refused() {
+    if !is_root() {
+        eprintln!("SKIPPED: playing another user needs root");
+        return;
+    }
+    let (env, tree) = victim(0);
+    let shared = env.path("sticky");
+    fs::create_dir(&shared).unwrap();
+    set_mode(&shared, 0o1777);
+    let theirs = shared.join("vt");
+    nobodys(&theirs, 0o777);
+    let out = env.coffer().arg("restore").arg("--into").arg(&theirs).run();
+    let md = fs::symlink_metadata(&theirs).unwrap();
+    eprintln!(
+        "exit {}, target uid {} mode {:o}: {}",
+        out.code,
+        md.uid(),
+        md.mode() & 0o7777,
+        out.stderr.trim()
+    );
+    assert_eq!(md.uid(), NOBODY, "the other user's folder was replaced");
+    assert!(names_in(&theirs).is_empty(), "restored into their folder");
+    out.code(USAGE)
+        .stderr_has("refusing to restore into")
+        .stderr_has("belongs to another user")
+        .stderr_has("name a new folder");
+    assert!(names_in(&shared).iter().all(|n| n == "vt"), "left behind");
+
+    for (made, restored) in [
+        (0o777, 0o755),
+        (0o775, 0o755),
+        (0o1777, 0o1777),
+        (0o750, 0o750),
+    ] {
+        let mine = shared.join(format!("mine-{made:o}"));
+        fs::create_dir(&mine).unwrap();
+        set_mode(&mine, made);
+        env.coffer()
+            .arg("restore")
+            .arg("--into")
+            .arg(&mine)
+            .run()
+            .ok();
+        assert_eq!(mode_of(&mine), restored, "made {made:o}");
+        assert_same_tree(&tree, &mine.join("tree"));
+    }
+}
+
+/// Attack 5: a restore's cleanup of stale staging folders must spare a live one, a
+/// concurrent restore into the same target (here a folder the test holds locked as a live
+/// restore does), and names that only look alike, such as the staging folder of a target
+/// named `rt3.coffer-restore-x`.
+/// Before: exit 0, but the live `.rt3.coffer-restore-e18c7a16` was removed (the restore
+/// that owned it then failed), and so were all the look-alikes.
+#[test]
+fn a_live_staging_folder_and_look_alikes_are_not_removed_as_stale() {
+    use std::os::fd::AsRawFd;
+    let (env, tree) = victim(0);
+    let parent = env.path("out");
+    fs::create_dir(&parent).unwrap();
+    set_mode(&parent, 0o755);
+    let with_file = |name: &str| {
+        let p = parent.join(name);
+        fs::create_dir(&p).unwrap();
+        fs::write(p.join("f"), b"in progress").unwrap();
+        p
+    };
+    let live = with_file(".rt3.coffer-restore-e18c7a16");
+    let held = fs::File::open(&live).unwrap();
+    // SAFETY: a valid open descriptor.
+    let locked = unsafe { libc::flock(held.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    assert_eq!(locked, 0);
+    let stale = with_file(".rt3.coffer-restore-0badf00d");
+    let look_alikes: Vec<_> = [
+        ".rt3.coffer-restore-x.coffer-restore-0123abcd",
+        ".rt3.coffer-restore-E18C7A16",
+        ".rt3.coffer-restore-e18c7a1",
+        ".rt3.coffer-restore-e18c7a16x",
+    ]
+    .into_iter()
+    .map(with_file)
+    .collect();
+    let target = parent.join("rt3");
+    env.coffer()
+        .arg("restore")
+        .arg("--into")
+        .arg(&target)
+        .run()
+        .ok();
+    assert_same_tree(&tree, &target.join("tree"));
+    let survived = |p: &Path| p.join("f").exists();
+    assert!(survived(&live), "the live staging folder was removed");
+    for p in &look_alikes {
+        assert!(survived(p), "{} was removed", p.display());
+    }
+    assert!(!stale.exists(), "a stale staging folder was left");
+    drop(held);
+}

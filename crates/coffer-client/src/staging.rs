@@ -8,8 +8,13 @@
 //! The target's folder is held by a descriptor and must be out of other users' reach
 //! ([`ParentDir`]); the staging directory is made there with `mkdirat` (mode 0700), filled
 //! through its own descriptor, and every removal is descriptor-relative and follows no
-//! symlink ([`beneath::remove_tree`]). Stale staging directories are removed only when they
-//! are real directories owned by this user.
+//! symlink ([`beneath::remove_tree`]). The staging directory is locked (`flock`) for as long
+//! as the restore holds it; stale staging directories are removed only when they are real
+//! directories owned by this user, named exactly as a restore names them, and not locked
+//! by a live restore.
+//!
+//! An existing empty target must belong to this user: it is replaced, and its mode (other
+//! than write access for others without the sticky bit) is kept.
 
 use std::ffi::{OsStr, OsString};
 use std::fs;
@@ -18,7 +23,7 @@ use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 
-use rustix::fs::{self as rfs, Mode};
+use rustix::fs::{self as rfs, FlockOperation, Mode};
 
 use crate::beneath::{self, Ident};
 use crate::error::ClientError;
@@ -59,6 +64,8 @@ impl Target {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(ClientError::io("cannot inspect", &path, e)),
             Ok(md) if md.is_dir() => {
+                use std::os::unix::fs::MetadataExt;
+                refuse_if_theirs(md.uid(), &path)?;
                 let mut rd =
                     fs::read_dir(&path).map_err(|e| ClientError::io("cannot list", &path, e))?;
                 if rd.next().is_some() {
@@ -125,6 +132,7 @@ impl Staging {
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
             Err(e) => return Err(ClientError::io("cannot inspect", shown, e)),
             Ok(st) if beneath::is_dir(&st) => {
+                refuse_if_theirs(beneath::owner(&st), shown)?;
                 let dir = beneath::open_child_dir(at, target)
                     .map_err(|e| ClientError::io("cannot list", shown, e))?;
                 let mut entries = rfs::Dir::new(dir)
@@ -133,23 +141,49 @@ impl Staging {
                 if entries.any(|e| e.map_or(true, |e| !dots(&e))) {
                     return Err(ClientError::TargetExists(shown.into()));
                 }
-                Some(beneath::perms(&st))
+                Some(kept_mode(beneath::perms(&st)))
             }
             Ok(_) => return Err(ClientError::TargetExists(shown.into())),
         };
         remove_stale(at, target);
         let create =
             |e: io::Error| ClientError::io("cannot create a staging folder beside", shown, e);
-        let name = loop {
+        let mut tries = 0;
+        let (name, dir, st) = loop {
+            tries += 1;
+            if tries > MAKE_TRIES {
+                return Err(create(io::Error::other(
+                    "other restores into the same target kept removing it",
+                )));
+            }
             let name = sibling_name(target, "restore")?;
             match rfs::mkdirat(at, name.as_os_str(), Mode::from_raw_mode(0o700)) {
-                Ok(()) => break name,
+                Ok(()) => {}
                 Err(rustix::io::Errno::EXIST) => continue,
                 Err(e) => return Err(create(e.into())),
             }
+            // Locked at once, so that other restores' cleanups leave it alone. One that
+            // found it between mkdirat and the lock took it for stale: it is then locked
+            // by that cleanup or gone, and another name is tried.
+            let dir = match beneath::open_child_dir(at, &name) {
+                Ok(dir) => dir,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(create(e)),
+            };
+            match rfs::flock(&dir, FlockOperation::NonBlockingLockExclusive) {
+                Ok(()) => {}
+                Err(rustix::io::Errno::WOULDBLOCK) => continue,
+                // A file system without locks: cleanups cannot lock it either, and skip it.
+                Err(e) if locks_unsupported(e) => {}
+                Err(e) => return Err(create(e.into())),
+            }
+            let st = beneath::stat(&dir).map_err(create)?;
+            let still_there = beneath::stat_at(at, &name)
+                .is_ok_and(|now| beneath::ident(&now) == beneath::ident(&st));
+            if still_there {
+                break (name, dir, st);
+            }
         };
-        let dir = beneath::open_child_dir(at, &name).map_err(create)?;
-        let st = beneath::stat(&dir).map_err(create)?;
         // Whatever the umask: owner only, and writable by the owner while it fills.
         beneath::set_mode(&dir, 0o700).map_err(create)?;
         Ok((name, dir, beneath::ident(&st), replaces_empty_dir))
@@ -211,8 +245,56 @@ impl Drop for Staging {
     }
 }
 
+/// Attempts at a staging name before giving up: only restores of this user into the same
+/// target can make one fail.
+const MAKE_TRIES: u32 = 16;
+
+/// Refuses an existing (empty) target of another user: it would be replaced by one of this
+/// user's keeping its mode, often open to all, and its owner could still rename or remove
+/// what the restore puts there.
+fn refuse_if_theirs(owner: u32, shown: &Path) -> Result<(), ClientError> {
+    if owner == euid() {
+        return Ok(());
+    }
+    Err(ClientError::Usage(format!(
+        "refusing to restore into {}: it is an empty folder that belongs to another user \
+         (uid {owner}), who could rename, remove or swap what the restore puts there; name a \
+         new folder (or one of your own)",
+        shown.display()
+    )))
+}
+
+/// The mode an empty target being replaced passes on: its own, without write access for
+/// group and others unless it is sticky (where only an entry's owner may rename or remove
+/// it), so that no other user can move the restored entries.
+fn kept_mode(mode: u32) -> u32 {
+    if mode & 0o1000 == 0 {
+        mode & !0o022
+    } else {
+        mode
+    }
+}
+
+/// Whether `flock` failed because the file system has no locks.
+fn locks_unsupported(e: rustix::io::Errno) -> bool {
+    use rustix::io::Errno;
+    matches!(e, Errno::OPNOTSUPP | Errno::NOSYS | Errno::NOLCK)
+}
+
+/// Whether `name` is exactly a [`sibling_name`] of the target for "restore": the prefix
+/// and eight lowercase hex digits (so not another target's staging folder that merely
+/// starts alike).
+fn is_staging_name(name: &[u8], prefix: &[u8]) -> bool {
+    name.len() == prefix.len() + 8
+        && name.starts_with(prefix)
+        && name[prefix.len()..]
+            .iter()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
 /// Removes staging directories left by restores into the same target that were killed:
-/// only real directories owned by this user, and nothing outside them.
+/// only real directories owned by this user that no live restore holds locked, and nothing
+/// outside them.
 fn remove_stale(parent: std::os::fd::BorrowedFd<'_>, target: &OsStr) {
     let prefix = sibling_prefix(target, "restore");
     let Ok(entries) = rfs::Dir::read_from(parent) else {
@@ -220,11 +302,26 @@ fn remove_stale(parent: std::os::fd::BorrowedFd<'_>, target: &OsStr) {
     };
     let me = euid();
     for e in entries.flatten() {
-        let name = OsStr::from_bytes(e.file_name().to_bytes());
-        if !name.as_bytes().starts_with(&prefix) {
+        if !is_staging_name(e.file_name().to_bytes(), &prefix) {
             continue;
         }
-        match beneath::remove_tree(parent, name, |st| beneath::owner(st) == me) {
+        let name = OsStr::from_bytes(e.file_name().to_bytes());
+        // Opened without following a symlink, and locked, or skipped: the lock is held by
+        // the live restore that owns it (and released when this descriptor closes).
+        let Ok(dir) = beneath::open_child_dir(parent, name) else {
+            continue;
+        };
+        let Ok(st) = beneath::stat(&dir) else {
+            continue;
+        };
+        let locked = beneath::ident(&st);
+        if beneath::owner(&st) != me
+            || rfs::flock(&dir, FlockOperation::NonBlockingLockExclusive).is_err()
+        {
+            continue;
+        }
+        let accept = |st: &rfs::Stat| beneath::owner(st) == me && beneath::ident(st) == locked;
+        match beneath::remove_tree(parent, name, accept) {
             Ok(()) => {}
             // Another user's entry, or not a directory: not ours to remove.
             Err(e) if e.kind() == io::ErrorKind::PermissionDenied => {}
@@ -249,194 +346,5 @@ impl Staging {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn targets_are_checked_and_normalised() {
-        let d = tempfile::tempdir().unwrap();
-        let t = Target::resolve(&d.path().join("a/./b/../c")).unwrap();
-        assert_eq!(t.path, d.path().join("a/c"));
-        fs::create_dir(d.path().join("empty")).unwrap();
-        Target::resolve(&d.path().join("empty")).unwrap();
-        fs::write(d.path().join("empty/x"), b"").unwrap();
-        assert!(matches!(
-            Target::resolve(&d.path().join("empty")),
-            Err(ClientError::TargetExists(_))
-        ));
-        assert!(matches!(
-            Target::resolve(Path::new(".")),
-            Err(ClientError::Usage(_))
-        ));
-        assert!(matches!(
-            Target::resolve(Path::new("/")),
-            Err(ClientError::Usage(_))
-        ));
-    }
-
-    #[test]
-    fn an_abandoned_staging_removes_itself_and_the_parents_it_made() {
-        let d = tempfile::tempdir().unwrap();
-        let target = d.path().join("new/deeper/target");
-        let staging = Staging::create(Target::resolve(&target).unwrap()).unwrap();
-        let ro = staging.path().join("ro");
-        fs::create_dir(&ro).unwrap();
-        fs::write(ro.join("f"), b"x").unwrap();
-        fs::set_permissions(&ro, fs::Permissions::from_mode(0o555)).unwrap();
-        drop(staging);
-        assert!(
-            fs::read_dir(d.path()).unwrap().next().is_none(),
-            "left behind"
-        );
-    }
-
-    #[test]
-    fn stale_stagings_of_the_same_target_are_removed() {
-        let d = tempfile::tempdir().unwrap();
-        let stale = d.path().join(".target.coffer-restore-00000000");
-        fs::create_dir_all(stale.join("x")).unwrap();
-        let other = d.path().join(".other.coffer-restore-00000000");
-        fs::create_dir(&other).unwrap();
-        let staging = Staging::create(Target::resolve(&d.path().join("target")).unwrap()).unwrap();
-        assert!(!stale.exists());
-        assert!(other.exists());
-        staging.commit().unwrap();
-        assert!(d.path().join("target").is_dir());
-    }
-
-    fn mode(path: &Path) -> u32 {
-        use std::os::unix::fs::MetadataExt;
-        fs::symlink_metadata(path).unwrap().mode() & 0o7777
-    }
-
-    fn chmod(path: &Path, mode: u32) {
-        fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
-    }
-
-    fn is_root() -> bool {
-        euid() == 0
-    }
-
-    fn lchown(path: &Path, uid: u32) {
-        std::os::unix::fs::lchown(path, Some(uid), Some(uid)).unwrap();
-    }
-
-    fn stage(target: &Path) -> Result<Staging, ClientError> {
-        Staging::create(Target::resolve(target).unwrap())
-    }
-
-    #[test]
-    fn a_folder_other_users_can_change_is_refused_unless_sticky() {
-        let d = tempfile::tempdir().unwrap();
-        let shared = d.path().join("shared");
-        fs::create_dir(&shared).unwrap();
-        chmod(&shared, 0o777);
-        for target in [shared.join("t"), shared.join("new/deeper/t")] {
-            match stage(&target) {
-                Err(ClientError::Usage(m)) => {
-                    assert!(m.contains("other users can write to"), "{m}");
-                    assert!(m.contains("chmod go-w"), "{m}");
-                }
-                Err(e) => panic!("{e}"),
-                Ok(_) => panic!("a staging folder was made in a folder all can write to"),
-            }
-            assert_eq!(fs::read_dir(&shared).unwrap().count(), 0, "left behind");
-        }
-        chmod(&shared, 0o775);
-        assert!(matches!(
-            stage(&shared.join("t")),
-            Err(ClientError::Usage(_))
-        ));
-        // Sticky, like /tmp: others cannot rename or remove this user's entries.
-        chmod(&shared, 0o1777);
-        stage(&shared.join("t")).unwrap().commit().unwrap();
-        assert!(shared.join("t").is_dir());
-        if is_root() {
-            let theirs = d.path().join("theirs");
-            fs::create_dir(&theirs).unwrap();
-            lchown(&theirs, 65534);
-            match stage(&theirs.join("t")) {
-                Err(ClientError::Usage(m)) => assert!(m.contains("another user"), "{m}"),
-                _ => panic!("a folder of another user was accepted"),
-            }
-        }
-    }
-
-    #[test]
-    fn stale_staging_that_is_a_symlink_or_not_ours_is_left_alone() {
-        use std::os::unix::fs::symlink;
-        let d = tempfile::tempdir().unwrap();
-        let outside = d.path().join("outside");
-        fs::create_dir_all(outside.join("ro")).unwrap();
-        fs::write(outside.join("ro/keep"), b"keep").unwrap();
-        chmod(&outside.join("ro"), 0o555);
-        chmod(&outside, 0o751);
-        let parent = d.path().join("parent");
-        fs::create_dir(&parent).unwrap();
-        let link = parent.join(".t.coffer-restore-00000001");
-        symlink(&outside, &link).unwrap();
-        let file = parent.join(".t.coffer-restore-00000002");
-        fs::write(&file, b"not a folder").unwrap();
-        let theirs = parent.join(".t.coffer-restore-00000003");
-        if is_root() {
-            fs::create_dir(&theirs).unwrap();
-            fs::write(theirs.join("f"), b"theirs").unwrap();
-            lchown(&theirs, 65534);
-        }
-        stage(&parent.join("t")).unwrap().commit().unwrap();
-        assert!(fs::symlink_metadata(&link)
-            .unwrap()
-            .file_type()
-            .is_symlink());
-        assert!(file.exists());
-        assert_eq!((mode(&outside), mode(&outside.join("ro"))), (0o751, 0o555));
-        assert_eq!(fs::read(outside.join("ro/keep")).unwrap(), b"keep");
-        if is_root() {
-            assert!(
-                theirs.join("f").exists(),
-                "another user's folder was removed"
-            );
-        }
-        chmod(&outside.join("ro"), 0o755);
-    }
-
-    #[test]
-    fn a_staging_folder_swapped_during_the_restore_is_not_committed() {
-        use std::os::unix::fs::symlink;
-        let d = tempfile::tempdir().unwrap();
-        let elsewhere = d.path().join("elsewhere");
-        fs::create_dir(&elsewhere).unwrap();
-        let staging = stage(&d.path().join("t")).unwrap();
-        let path = staging.path();
-        fs::write(path.join("f"), b"x").unwrap();
-        fs::rename(&path, d.path().join("moved")).unwrap();
-        symlink(&elsewhere, &path).unwrap();
-        assert!(matches!(staging.commit(), Err(ClientError::Io { .. })));
-        assert!(fs::symlink_metadata(d.path().join("t")).is_err());
-        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0);
-        // Nor removed through the symlink when abandoned.
-        assert!(fs::symlink_metadata(&path)
-            .unwrap()
-            .file_type()
-            .is_symlink());
-    }
-
-    #[test]
-    fn an_empty_folder_replaced_keeps_its_mode() {
-        let d = tempfile::tempdir().unwrap();
-        let target = d.path().join("empty");
-        fs::create_dir(&target).unwrap();
-        chmod(&target, 0o710);
-        let staging = stage(&target).unwrap();
-        fs::write(staging.path().join("f"), b"x").unwrap();
-        staging.commit().unwrap();
-        assert_eq!(mode(&target), 0o710);
-        assert!(target.join("f").exists());
-        fs::write(target.join("g"), b"").unwrap();
-        assert!(matches!(
-            Staging::create(Target { path: target }),
-            Err(ClientError::TargetExists(_))
-        ));
-    }
-}
+#[path = "staging_tests.rs"]
+mod tests;

@@ -29,6 +29,9 @@ use crate::error::ClientError;
 const MAX_EXTENSION: u64 = 64 * 1024;
 /// Most path components remembered for symlink checks: bounds memory whatever the archive.
 const MAX_SYMLINK_NODES: usize = 200_000;
+/// Most bytes of path components remembered for symlink checks: names of up to 255 bytes
+/// would otherwise make the node limit worth 50 MB.
+const MAX_SYMLINK_NAME_BYTES: usize = 4 * 1024 * 1024;
 
 /// Where unpacked entries go.
 #[derive(Clone, Copy)]
@@ -46,6 +49,8 @@ struct SymlinkTree {
     /// (parent node, component) → node; node 0 is the root.
     nodes: HashMap<(u32, Box<[u8]>), u32>,
     links: std::collections::HashSet<u32>,
+    /// The bytes of all components in `nodes`.
+    name_bytes: usize,
 }
 
 impl SymlinkTree {
@@ -72,13 +77,17 @@ impl SymlinkTree {
             node = *self
                 .nodes
                 .entry((node, Box::from(c.as_bytes())))
-                .or_insert(next);
+                .or_insert_with(|| {
+                    self.name_bytes += c.len();
+                    next
+                });
         }
         self.links.insert(node);
-        if self.nodes.len() > MAX_SYMLINK_NODES {
+        // Checked after each symlink, which adds at most MAX_PATH bytes and 2,048 nodes.
+        if self.nodes.len() > MAX_SYMLINK_NODES || self.name_bytes > MAX_SYMLINK_NAME_BYTES {
             return Err(ClientError::UnsafeEntry {
                 path: path.display().to_string(),
-                reason: "the archive holds too many symlinks to check",
+                reason: "the archive holds too many symlinks, or symlink paths too long in all, to check",
             });
         }
         Ok(())

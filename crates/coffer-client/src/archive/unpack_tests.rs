@@ -131,3 +131,40 @@ fn directory_attributes_are_pending_only_along_the_current_path() {
     assert_eq!(fs::read(d.path().join("locked/late")).unwrap(), b"late");
     fs::set_permissions(d.path().join("locked"), fs::Permissions::from_mode(0o700)).unwrap();
 }
+
+/// Symlinks under long paths, each a new branch of 16 names of 255 bytes, until the names
+/// remembered for symlink checks pass their byte limit: refused, whatever the node count
+/// (about 1,100 symlinks here, far under it). Memory is bounded by that limit by
+/// construction.
+#[test]
+fn symlink_paths_past_the_name_limit_are_refused() {
+    let component = |i: usize, j: usize| format!("{i:05}-{j:02}-{}", "n".repeat(246));
+    let paths: Vec<String> = (0..1100)
+        .map(|i| {
+            (0..16)
+                .map(|j| component(i, j))
+                .collect::<Vec<_>>()
+                .join("/")
+        })
+        .collect();
+    assert!(paths[0].len() <= super::MAX_PATH);
+    let entries: Vec<Entry<'_>> = paths
+        .iter()
+        .map(|p| (p.as_str(), EntryType::Symlink, 0o777, "t", &b""[..]))
+        .collect();
+    let tar = tar_of(&entries);
+    match unpack(&tar[..], Sink::Discard) {
+        Err(ClientError::UnsafeEntry { reason, .. }) => {
+            assert!(reason.contains("symlink"), "{reason}")
+        }
+        Err(e) => panic!("{e}"),
+        Ok(_) => panic!("symlink names past the limit were accepted"),
+    }
+    // The same count under short names is fine.
+    let short: Vec<String> = (0..1100).map(|i| format!("d{i}/l")).collect();
+    let entries: Vec<Entry<'_>> = short
+        .iter()
+        .map(|p| (p.as_str(), EntryType::Symlink, 0o777, "t", &b""[..]))
+        .collect();
+    unpack(&tar_of(&entries)[..], Sink::Discard).unwrap();
+}
