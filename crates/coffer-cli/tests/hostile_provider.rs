@@ -263,7 +263,10 @@ fn huge_error_messages_are_cut_short() {
         run.out.stdout.len() + run.out.stderr.len()
     );
     run.assert_peak_under(BOUND_KIB);
-    run.out.ok().stdout_has(&id).stdout_has("damaged: not found");
+    run.out
+        .ok()
+        .stdout_has(&id)
+        .stdout_has("damaged: not found");
     assert_eq!(run.out.stdout.matches("damaged").count(), 20);
     assert!(
         run.out.stdout.len() < 20 << 10,
@@ -312,12 +315,12 @@ fn a_huge_listing_error_is_cut_short() {
     );
 }
 
-/// One honest-looking 14 MB listing page of 85,000 made-up backups named as newer than the
+/// One honest-looking 15 MB listing page of 70,000 made-up backups named as newer than the
 /// real one, each header read a short 404: `list` and `restore` get through it in bounded
 /// memory, and `restore` names a few of those it passed over and counts the rest.
 #[test]
 fn a_listing_of_very_many_backups_stays_small() {
-    const MANY: usize = 85_000;
+    const MANY: usize = 70_000;
     let (env, id, bytes) = with_one_backup();
     let s3 = HostileS3::start(BUCKET);
     s3.put(&format!("phone/backups/{id}.coffer"), Object::new(bytes));

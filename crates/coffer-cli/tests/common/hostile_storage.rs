@@ -387,7 +387,11 @@ fn parse_range(header: &str, len: u64) -> Option<(u64, u64)> {
 
 fn get(shared: &Shared, req: &Request, key: &str, out: &mut impl Write) -> io::Result<()> {
     let Some(obj) = lock(&shared.objects).get(key).cloned() else {
-        lock(&shared.stats).gets.entry(key.to_string()).or_default().0 += 1;
+        lock(&shared.stats)
+            .gets
+            .entry(key.to_string())
+            .or_default()
+            .0 += 1;
         return match *lock(&shared.missing_message_len) {
             0 => respond(out, 404, "NoSuchKey", &[]),
             len => respond_huge(out, 404, "NoSuchKey", len),

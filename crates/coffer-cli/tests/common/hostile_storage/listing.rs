@@ -25,10 +25,14 @@ pub(super) fn respond(
 }
 
 /// An S3 error answer whose message is one line of `len` letters.
-pub(super) fn respond_huge(out: &mut impl Write, status: u16, code: &str, len: usize) -> io::Result<()> {
-    let mut body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>"
-    );
+pub(super) fn respond_huge(
+    out: &mut impl Write,
+    status: u16,
+    code: &str,
+    len: usize,
+) -> io::Result<()> {
+    let mut body =
+        format!("<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>");
     body.push_str(&"A".repeat(len));
     body.push_str("</Message></Error>");
     respond_with(out, status, code, &[], &body)
@@ -85,7 +89,10 @@ pub(super) fn list(shared: &Shared, req: &Request, out: &mut impl Write) -> io::
     let listing = *lock(&shared.listing);
     lock(&shared.stats).list_pages += 1;
     match listing {
-        Listing::Failing { status, message_len } => respond_huge(out, status, "AccessDenied", message_len),
+        Listing::Failing {
+            status,
+            message_len,
+        } => respond_huge(out, status, "AccessDenied", message_len),
         Listing::Honest | Listing::Many { .. } => {
             let delimiter = req.query.get("delimiter").cloned().unwrap_or_default();
             let mut body = String::from(LIST_HEAD);
