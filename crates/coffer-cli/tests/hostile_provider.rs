@@ -1,6 +1,8 @@
 //! A storage provider that sends more than any real one would (attacks 5 and 9 of the
-//! second client review): a huge segment list, a listing that never ends, one listing
-//! answer that never ends, a download that trickles. Each hostile answer comes from a real
+//! second client review, and the third review's): a huge segment list, a listing that
+//! never ends, one listing answer that never ends, a download that trickles, errors whose
+//! message is one huge line, a listing of very many made-up backups, a backup listed far
+//! larger than it is. Each hostile answer comes from a real
 //! server on a loopback port: a local folder, or the suite's hostile S3 server
 //! (`common/hostile_storage.rs`). Each time `coffer` must end with a clear error or notice,
 //! and its peak memory must stay under the 64 MiB bound of docs/PERFORMANCE.md.
@@ -229,4 +231,152 @@ fn a_trickled_download_times_out() {
         .stderr_has("timed out")
         .stderr_has("too slow");
     assert!(sent > 0, "the download never started");
+}
+
+/// Just under the 16 MiB that the transport reads of a whole answer.
+const HUGE_MESSAGE: usize = (16 << 20) - 200;
+
+/// A restore from `url` into a new folder of `env`.
+fn restore_from(env: &Env, s3: &HostileS3, url: &str) -> Call {
+    hostile_coffer(env, s3)
+        .args(["restore", "--from", url, "--into"])
+        .arg(env.path("restored"))
+}
+
+/// Twenty made-up backups named as newer than the real one, each header read answered by
+/// a 404 whose message is one 16 MiB line: each is listed as damaged and passed over in
+/// a few words, and neither memory nor what is printed grows with those lines.
+#[test]
+fn huge_error_messages_are_cut_short() {
+    let (env, id, bytes) = with_one_backup();
+    let s3 = HostileS3::start(BUCKET);
+    s3.put(&format!("phone/backups/{id}.coffer"), Object::new(bytes));
+    s3.set_listing(Listing::Many { count: 20 });
+    s3.set_missing_message(HUGE_MESSAGE);
+    let url = s3.url("phone", "");
+    let run = hostile_coffer(&env, &s3)
+        .args(["list", "--from", &url])
+        .run_measured(CEILING_KIB);
+    eprintln!(
+        "list with 20 huge 404s: peak {} KiB, {} bytes printed",
+        run.peak_rss_kib,
+        run.out.stdout.len() + run.out.stderr.len()
+    );
+    run.assert_peak_under(BOUND_KIB);
+    run.out
+        .ok()
+        .stdout_has(&id)
+        .stdout_has("damaged: not found");
+    assert_eq!(run.out.stdout.matches("damaged").count(), 20);
+    assert!(
+        run.out.stdout.len() < 20 << 10,
+        "list printed {} bytes",
+        run.out.stdout.len()
+    );
+
+    let run = restore_from(&env, &s3, &url).run_measured(CEILING_KIB);
+    eprintln!(
+        "restore past 20 huge 404s: peak {} KiB, {} bytes printed",
+        run.peak_rss_kib,
+        run.out.stdout.len() + run.out.stderr.len()
+    );
+    run.assert_peak_under(BOUND_KIB);
+    run.out.ok().stderr_has("passed over").stdout_has(&id);
+    assert!(
+        run.out.stderr.len() < 20 << 10,
+        "restore printed {} bytes of warnings",
+        run.out.stderr.len()
+    );
+}
+
+/// A listing refused with a 403 whose message is one 16 MiB line: a short, clear error.
+#[test]
+fn a_huge_listing_error_is_cut_short() {
+    let env = Env::enabled();
+    let s3 = HostileS3::start(BUCKET);
+    s3.set_listing(Listing::Failing {
+        status: 403,
+        message_len: HUGE_MESSAGE,
+    });
+    let run = hostile_coffer(&env, &s3)
+        .args(["list", "--from", &s3.url("phone", "")])
+        .run_measured(CEILING_KIB);
+    eprintln!(
+        "list refused with a huge 403: peak {} KiB, {} bytes of error",
+        run.peak_rss_kib,
+        run.out.stderr.len()
+    );
+    run.assert_peak_under(BOUND_KIB);
+    run.out.code(IO).stderr_has("access denied");
+    assert!(
+        run.out.stderr.len() < 2000,
+        "an error of {} bytes",
+        run.out.stderr.len()
+    );
+}
+
+/// One honest-looking 15 MB listing page of 70,000 made-up backups named as newer than the
+/// real one, each header read a short 404: `list` and `restore` get through it in bounded
+/// memory, and `restore` names a few of those it passed over and counts the rest.
+#[test]
+fn a_listing_of_very_many_backups_stays_small() {
+    const MANY: usize = 70_000;
+    let (env, id, bytes) = with_one_backup();
+    let s3 = HostileS3::start(BUCKET);
+    s3.put(&format!("phone/backups/{id}.coffer"), Object::new(bytes));
+    s3.set_listing(Listing::Many { count: MANY });
+    let url = s3.url("phone", "");
+    let run = hostile_coffer(&env, &s3)
+        .args(["list", "--from", &url])
+        .run_measured(CEILING_KIB);
+    eprintln!("list of {MANY} backups: peak {} KiB", run.peak_rss_kib);
+    run.assert_peak_under(BOUND_KIB);
+    run.out.ok().stdout_has(&id);
+    assert_eq!(run.out.stdout.matches("damaged: not found").count(), MANY);
+
+    let run = restore_from(&env, &s3, &url).run_measured(CEILING_KIB);
+    eprintln!(
+        "restore past {MANY} backups: peak {} KiB, {} bytes of warnings",
+        run.peak_rss_kib,
+        run.out.stderr.len()
+    );
+    run.assert_peak_under(BOUND_KIB);
+    run.out
+        .ok()
+        .stdout_has(&id)
+        .stderr_has(&format!("passed over {} more backups", MANY - 10));
+    assert_eq!(run.out.stderr.matches("warning: passed over ").count(), 11);
+    assert!(
+        run.out.stderr.len() < 64 << 10,
+        "{} bytes of warnings",
+        run.out.stderr.len()
+    );
+}
+
+/// A real backup listed as 1 TiB and trickled after its header: the time allowed grows
+/// only with what arrives, so the download ends after about the base deadline with an
+/// error that says the provider was too slow, however large the size it lists.
+#[test]
+fn a_backup_listed_larger_than_it_is_cannot_buy_time() {
+    let (env, id, bytes) = with_one_backup();
+    let s3 = HostileS3::start(BUCKET);
+    s3.put(
+        &format!("phone/backups/{id}.coffer"),
+        Object::new(bytes)
+            .listed_as(1 << 40)
+            .trickled_after(4096, 64, Duration::from_millis(100)),
+    );
+    let run = hostile_coffer(&env, &s3)
+        .args(["verify", "--from", &s3.url("phone", SHORT_DEADLINE)])
+        .run_measured(CEILING_KIB);
+    let sent = s3.stats().gets.values().map(|g| g.1).sum::<u64>();
+    eprintln!(
+        "verify of a backup listed as 1 TiB, trickled: peak {} KiB, {sent} bytes sent",
+        run.peak_rss_kib
+    );
+    run.assert_peak_under(BOUND_KIB);
+    run.out
+        .code(IO)
+        .stderr_has("timed out")
+        .stderr_has("too slow");
 }

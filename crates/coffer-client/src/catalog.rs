@@ -10,11 +10,21 @@
 //! Only [`Storage`]'s public reads are used (`list`, `read_range`, `find`).
 
 use coffer_format::{BackupId, BackupKey, FormatError, KeyId, HEADER_LEN};
+use futures_util::{StreamExt, TryStreamExt};
 use serde::Serialize;
 
 use crate::error::ClientError;
 use crate::profile::LastBackup;
-use crate::storage::{Storage, StoredBackup};
+use crate::storage::{shorten, Storage, StoredBackup};
+
+/// Header reads in flight at once: a listing of many backups takes a fraction of the
+/// time, and a provider is not flooded.
+const HEADER_READS_AT_ONCE: usize = 8;
+/// Characters kept of why a backup's header could not be read: listings may hold 100,000
+/// entries, and each keeps its reason.
+const MAX_REASON_CHARS: usize = 160;
+/// Backups passed over that [`Choice`] names; the rest are counted.
+pub const PASSED_OVER_NAMED: usize = 10;
 
 /// How one stored backup stands with a key.
 #[derive(Debug)]
@@ -81,7 +91,7 @@ pub async fn examine(
             return Ok(Entry {
                 backup,
                 key_id: None,
-                standing: Standing::Damaged(e),
+                standing: Standing::Damaged(short_error(e)),
             })
         }
     };
@@ -106,13 +116,30 @@ pub async fn examine(
     })
 }
 
-/// Every listed backup, oldest first (by name), each examined under `key`.
-pub async fn survey(storage: &Storage, key: Option<&BackupKey>) -> Result<Vec<Entry>, ClientError> {
-    let mut out = Vec::new();
-    for backup in storage.list().await? {
-        out.push(examine(storage, key, backup).await?);
+/// A storage error's message cut to [`MAX_REASON_CHARS`], to be kept in an entry.
+fn short_error(e: ClientError) -> ClientError {
+    match e {
+        ClientError::Storage {
+            action,
+            message,
+            retryable,
+        } => ClientError::Storage {
+            action,
+            message: shorten(&message, MAX_REASON_CHARS),
+            retryable,
+        },
+        other => other,
     }
-    Ok(out)
+}
+
+/// Every listed backup, oldest first (by name), each examined under `key`, a few at once.
+pub async fn survey(storage: &Storage, key: Option<&BackupKey>) -> Result<Vec<Entry>, ClientError> {
+    let listed = storage.list().await?;
+    futures_util::stream::iter(listed)
+        .map(|backup| examine(storage, key, backup))
+        .buffered(HEADER_READS_AT_ONCE)
+        .try_collect()
+        .await
 }
 
 /// A newer-named backup that was not chosen, and why.
@@ -126,7 +153,10 @@ pub struct PassedOver {
 #[derive(Debug)]
 pub struct Choice {
     pub backup: StoredBackup,
+    /// The newest [`PASSED_OVER_NAMED`] backups passed over, newest first.
     pub passed_over: Vec<PassedOver>,
+    /// How many more were passed over.
+    pub passed_over_more: usize,
 }
 
 /// The backup named `id`; with no id, the newest one whose header verifies under `key`,
@@ -144,6 +174,7 @@ pub async fn choose(
         return Ok(Choice {
             backup: storage.find(Some(id)).await?,
             passed_over: Vec::new(),
+            passed_over_more: 0,
         });
     }
     let listed = storage.list().await?;
@@ -151,15 +182,20 @@ pub async fn choose(
         return Err(ClientError::NoBackups(storage.url().display()));
     }
     let mut passed_over = Vec::new();
+    let mut passed_over_more = 0;
     let mut newest_error = None;
-    for backup in listed.into_iter().rev() {
-        let entry = examine(storage, Some(key), backup).await?;
+    let mut examined = futures_util::stream::iter(listed.into_iter().rev())
+        .map(|backup| examine(storage, Some(key), backup))
+        .buffered(HEADER_READS_AT_ONCE);
+    while let Some(entry) = examined.next().await {
+        let entry = entry?;
         let problem = entry.problem();
         match entry.standing {
             Standing::Ours => {
                 return Ok(Choice {
                     backup: entry.backup,
                     passed_over,
+                    passed_over_more,
                 })
             }
             Standing::OtherKey { .. } => {
@@ -170,10 +206,14 @@ pub async fn choose(
             }
             Standing::Unchecked => {}
         }
-        passed_over.push(PassedOver {
-            id: entry.backup.id,
-            reason: problem.unwrap_or_default(),
-        });
+        if passed_over.len() < PASSED_OVER_NAMED {
+            passed_over.push(PassedOver {
+                id: entry.backup.id,
+                reason: problem.unwrap_or_default(),
+            });
+        } else {
+            passed_over_more += 1;
+        }
     }
     Err(newest_error.unwrap_or_else(|| ClientError::NoBackups(storage.url().display())))
 }

@@ -74,6 +74,8 @@ pub struct RestoreReport {
     /// Newer-named backups that were not chosen, because their headers failed under the key
     /// (only when no backup was named).
     pub passed_over: Vec<PassedOver>,
+    /// How many more were passed over than `passed_over` names.
+    pub passed_over_more: usize,
 }
 
 /// zstd window the writer uses (level 1's own choice for large inputs), and the largest a
@@ -234,6 +236,7 @@ pub async fn restore(
     let Choice {
         backup,
         passed_over,
+        passed_over_more,
     } = catalog::choose(storage, key, id).await?;
     let staging = Staging::create(target)?;
     let into = staging.dir()?;
@@ -241,6 +244,7 @@ pub async fn restore(
     staging.commit()?;
     Ok(RestoreReport {
         passed_over,
+        passed_over_more,
         ..report
     })
 }
@@ -256,10 +260,12 @@ pub async fn verify(
     let Choice {
         backup,
         passed_over,
+        passed_over_more,
     } = catalog::choose(storage, key, id).await?;
     let report = read_backup(storage, key, &backup, None, progress).await?;
     Ok(RestoreReport {
         passed_over,
+        passed_over_more,
         ..report
     })
 }
@@ -383,6 +389,7 @@ async fn read_backup(
             contents,
             key_id: info.key_id.to_string(),
             passed_over: Vec::new(),
+            passed_over_more: 0,
         }),
         (d, k, u) => Err(first_error([d.err(), k.err(), u.err()])),
     }

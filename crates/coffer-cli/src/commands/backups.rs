@@ -136,11 +136,17 @@ fn choice_warnings(
     storage: &Storage,
     chosen: &str,
     passed_over: &[PassedOver],
+    passed_over_more: usize,
 ) -> Vec<String> {
     let mut out: Vec<String> = passed_over
         .iter()
         .map(|p| passed_over_warning(p, chosen))
         .collect();
+    if passed_over_more > 0 {
+        out.push(format!(
+            "passed over {passed_over_more} more backups named as newer than {chosen}, which do not verify either"
+        ));
+    }
     if let Some(last) = &config.last_backup {
         out.extend(catalog::last_backup_warning_for_choice(
             last,
@@ -394,7 +400,13 @@ pub async fn verify(
     let storage = storage(&config, from, false)?;
     let key = obtain_key(profile, source).await?;
     let report = coffer_client::verify(&storage, &key, id.as_deref(), out.progress()).await?;
-    let warnings = choice_warnings(&config, &storage, &report.id, &report.passed_over);
+    let warnings = choice_warnings(
+        &config,
+        &storage,
+        &report.id,
+        &report.passed_over,
+        report.passed_over_more,
+    );
     for w in &warnings {
         out.warn(w);
     }
@@ -426,7 +438,13 @@ pub async fn restore(
     let key = obtain_key(profile, source).await?;
     let report =
         coffer_client::restore(&storage, &key, id.as_deref(), into, out.progress()).await?;
-    let warnings = choice_warnings(&config, &storage, &report.id, &report.passed_over);
+    let warnings = choice_warnings(
+        &config,
+        &storage,
+        &report.id,
+        &report.passed_over,
+        report.passed_over_more,
+    );
     for w in &warnings {
         out.warn(w);
     }
@@ -480,7 +498,13 @@ pub async fn decrypt(
     let storage = storage(&config, from, false)?;
     let key = obtain_key(profile, source).await?;
     let choice = coffer_client::export_payload(&storage, &key, id.as_deref(), output).await?;
-    let warnings = choice_warnings(&config, &storage, &choice.backup.id, &choice.passed_over);
+    let warnings = choice_warnings(
+        &config,
+        &storage,
+        &choice.backup.id,
+        &choice.passed_over,
+        choice.passed_over_more,
+    );
     for w in &warnings {
         out.warn(w);
     }

@@ -5,18 +5,23 @@
 //! are not checked. Its answers can be made hostile in the ways a provider could try to
 //! make a client work without end: a listing whose continuation tokens never end (with
 //! entries, with none, or with one at a time, slowly), one listing page whose body never
-//! ends, an object longer than its listing says, an object sent a few bytes at a time.
+//! ends, one page of very many made-up backups, errors whose message is one huge line, an
+//! object longer or shorter than its listing says, an object sent a few bytes at a time.
 //!
 //! std only, with blocking threads: one accepts, and each connection gets its own.
 //! Dropping the server closes the listener and every connection.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
+
+mod listing;
+
+use listing::{list, respond, respond_huge};
 
 /// How ListObjectsV2 answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +33,11 @@ pub enum Listing {
     Endless { per_page: usize, every: Duration },
     /// One page whose body never ends: made-up backups, until the client hangs up.
     EndlessBody,
+    /// The objects held, and `count` made-up backups named as newer than any real one,
+    /// all in one page (no object is stored under their names).
+    Many { count: usize },
+    /// An error `status` whose message is one line of `message_len` letters.
+    Failing { status: u16, message_len: usize },
 }
 
 /// One stored object and how it is served.
@@ -40,6 +50,8 @@ pub struct Object {
     ignores_ranges: bool,
     /// Sends `piece` bytes, then waits `every`, until done.
     trickle: Option<(usize, Duration)>,
+    /// Bytes sent at once before the trickle starts.
+    fast_start: usize,
 }
 
 impl Object {
@@ -49,6 +61,7 @@ impl Object {
             listed_size: None,
             ignores_ranges: false,
             trickle: None,
+            fast_start: 0,
         }
     }
 
@@ -66,6 +79,12 @@ impl Object {
     pub fn trickled(mut self, piece: usize, every: Duration) -> Object {
         self.trickle = Some((piece.max(1), every));
         self
+    }
+
+    /// Like [`Object::trickled`], after sending its first `fast` bytes at once.
+    pub fn trickled_after(mut self, fast: usize, piece: usize, every: Duration) -> Object {
+        self.fast_start = fast;
+        self.trickled(piece, every)
     }
 
     fn listed_len(&self) -> u64 {
@@ -99,6 +118,9 @@ struct Shared {
     stats: Mutex<Stats>,
     stop: AtomicBool,
     open: Mutex<Vec<TcpStream>>,
+    /// The length of the one-line message a GET of a missing object gets with its 404
+    /// (a short one when 0).
+    missing_message_len: Mutex<usize>,
 }
 
 /// Locks ignoring poisoning: a panicking test must not cascade into the server's threads.
@@ -118,6 +140,7 @@ impl HostileS3 {
             stats: Mutex::new(Stats::default()),
             stop: AtomicBool::new(false),
             open: Mutex::new(Vec::new()),
+            missing_message_len: Mutex::new(0),
         });
         let s = Arc::clone(&shared);
         let accept = thread::spawn(move || accept_loop(s, listener));
@@ -152,6 +175,12 @@ impl HostileS3 {
 
     pub fn set_listing(&self, listing: Listing) {
         *lock(&self.shared.listing) = listing;
+    }
+
+    /// Answers each GET of a missing object with a 404 whose message is one line of
+    /// `len` letters.
+    pub fn set_missing_message(&self, len: usize) {
+        *lock(&self.shared.missing_message_len) = len;
     }
 
     pub fn put(&self, key: &str, object: Object) {
@@ -328,144 +357,6 @@ fn pct_decode(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn xml_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
-
-fn respond(
-    out: &mut impl Write,
-    status: u16,
-    code: &str,
-    extra: &[(&str, String)],
-) -> io::Result<()> {
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Error><Code>{code}</Code><Message>{code}</Message></Error>"
-    );
-    let mut head = format!(
-        "HTTP/1.1 {status} {code}\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in extra {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    out.write_all(head.as_bytes())?;
-    out.write_all(body.as_bytes())?;
-    out.flush()
-}
-
-const LIST_HEAD: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
-<ListBucketResult xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">";
-
-fn contents(key: &str, size: u64) -> String {
-    format!(
-        "<Contents><Key>{}</Key><LastModified>2020-01-01T00:00:00.000Z</LastModified>\
-         <ETag>\"0\"</ETag><Size>{size}</Size><StorageClass>STANDARD</StorageClass></Contents>",
-        xml_escape(key)
-    )
-}
-
-/// A made-up backup's key, `n` making it unique.
-fn made_up(prefix: &str, n: u64) -> String {
-    format!("{prefix}20200101T000000000Z-{n:08x}.coffer")
-}
-
-fn list(shared: &Shared, req: &Request, out: &mut impl Write) -> io::Result<()> {
-    let prefix = req.query.get("prefix").cloned().unwrap_or_default();
-    let token: u64 = req
-        .query
-        .get("continuation-token")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
-    let listing = *lock(&shared.listing);
-    lock(&shared.stats).list_pages += 1;
-    match listing {
-        Listing::Honest => {
-            let delimiter = req.query.get("delimiter").cloned().unwrap_or_default();
-            let mut body = String::from(LIST_HEAD);
-            body.push_str("<IsTruncated>false</IsTruncated>");
-            let mut dirs = BTreeSet::new();
-            let mut n = 0;
-            for (key, obj) in lock(&shared.objects).iter() {
-                let Some(rest) = key.strip_prefix(&prefix) else {
-                    continue;
-                };
-                match rest.find(&delimiter) {
-                    Some(i) if !delimiter.is_empty() => {
-                        dirs.insert(format!("{prefix}{}", &rest[..i + delimiter.len()]));
-                    }
-                    _ => {
-                        body.push_str(&contents(key, obj.listed_len()));
-                        n += 1;
-                    }
-                }
-            }
-            for d in &dirs {
-                body.push_str(&format!(
-                    "<CommonPrefixes><Prefix>{}</Prefix></CommonPrefixes>",
-                    xml_escape(d)
-                ));
-            }
-            body.push_str("</ListBucketResult>");
-            lock(&shared.stats).listed_entries += n + dirs.len() as u64;
-            send_xml(out, &body)
-        }
-        Listing::Endless { per_page, every } => {
-            thread::sleep(every);
-            let mut body = String::from(LIST_HEAD);
-            body.push_str(&format!(
-                "<IsTruncated>true</IsTruncated><NextContinuationToken>{}</NextContinuationToken>",
-                token + 1
-            ));
-            let first = token * per_page as u64;
-            for n in first..first + per_page as u64 {
-                body.push_str(&contents(&made_up(&prefix, n), 1000));
-            }
-            body.push_str("</ListBucketResult>");
-            lock(&shared.stats).listed_entries += per_page as u64;
-            send_xml(out, &body)
-        }
-        Listing::EndlessBody => {
-            out.write_all(
-                b"HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nTransfer-Encoding: chunked\r\n\r\n",
-            )?;
-            chunk(
-                out,
-                format!("{LIST_HEAD}<IsTruncated>false</IsTruncated>").as_bytes(),
-            )?;
-            let mut n = 0u64;
-            while !shared.stopped() {
-                let mut piece = String::new();
-                for _ in 0..256 {
-                    piece.push_str(&contents(&made_up(&prefix, n), 1000));
-                    n += 1;
-                }
-                chunk(out, piece.as_bytes())?;
-                lock(&shared.stats).listed_entries += 256;
-            }
-            Ok(())
-        }
-    }
-}
-
-fn chunk(out: &mut impl Write, data: &[u8]) -> io::Result<()> {
-    write!(out, "{:x}\r\n", data.len())?;
-    out.write_all(data)?;
-    out.write_all(b"\r\n")
-}
-
-fn send_xml(out: &mut impl Write, body: &str) -> io::Result<()> {
-    write!(
-        out,
-        "HTTP/1.1 200 OK\r\nContent-Type: application/xml\r\nContent-Length: {}\r\n\r\n",
-        body.len()
-    )?;
-    out.write_all(body.as_bytes())?;
-    out.flush()
-}
-
 const OBJECT_HEADERS: &str = "Last-Modified: Wed, 01 Jan 2020 00:00:00 GMT\r\nETag: \"0\"\r\n\
 Content-Type: application/octet-stream\r\nAccept-Ranges: bytes\r\n";
 
@@ -496,7 +387,15 @@ fn parse_range(header: &str, len: u64) -> Option<(u64, u64)> {
 
 fn get(shared: &Shared, req: &Request, key: &str, out: &mut impl Write) -> io::Result<()> {
     let Some(obj) = lock(&shared.objects).get(key).cloned() else {
-        return respond(out, 404, "NoSuchKey", &[]);
+        lock(&shared.stats)
+            .gets
+            .entry(key.to_string())
+            .or_default()
+            .0 += 1;
+        return match *lock(&shared.missing_message_len) {
+            0 => respond(out, 404, "NoSuchKey", &[]),
+            len => respond_huge(out, 404, "NoSuchKey", len),
+        };
     };
     let len = obj.bytes.len() as u64;
     let range = match req.headers.get("range") {
@@ -528,7 +427,15 @@ fn get(shared: &Shared, req: &Request, key: &str, out: &mut impl Write) -> io::R
         .0 += 1;
     let body = &obj.bytes[start as usize..end as usize];
     let (piece, every) = obj.trickle.unwrap_or((64 << 10, Duration::ZERO));
-    for part in body.chunks(piece) {
+    let fast = obj.fast_start.min(body.len());
+    out.write_all(&body[..fast])?;
+    out.flush()?;
+    lock(&shared.stats)
+        .gets
+        .entry(key.to_string())
+        .or_default()
+        .1 += fast as u64;
+    for part in body[fast..].chunks(piece) {
         if shared.stopped() {
             break;
         }

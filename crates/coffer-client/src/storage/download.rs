@@ -5,7 +5,7 @@
 //! sends more is cut off at once, whatever OpenDAL would buffer. Every read has a deadline
 //! (limits.rs) besides the per-read timeout of the timeout layer, so that a provider that
 //! sends a few bytes at a time, each well within that timeout, cannot stretch a download
-//! forever.
+//! forever. The deadline grows with the bytes received, never with the size listed.
 
 use std::ops::Range;
 
@@ -98,6 +98,7 @@ pub(super) async fn read_counted(
             return Err(ReadFailure::TooLong);
         }
         left -= n;
+        deadline.received(n);
         for bytes in buf {
             out.extend_from_slice(&bytes);
         }
@@ -122,7 +123,6 @@ impl Backend {
             return Ok(out);
         }
         let mut deadline = Deadline::new(self.deadline);
-        deadline.allow_bytes(end - offset);
         let segmented = backup.segments.is_some().then_some(backup.id.as_str());
         let (pieces, mut start) = backup.pieces_from(offset);
         for (path, size) in pieces {
@@ -203,8 +203,8 @@ impl BackupStream {
         backup: &StoredBackup,
         ranged_reads: Option<(usize, usize)>,
     ) -> BackupStream {
-        let mut deadline = Deadline::new(backend.deadline);
-        deadline.allow_bytes(backup.size);
+        // Not the listed size: nothing authenticates it.
+        let deadline = Deadline::new(backend.deadline);
         BackupStream {
             pieces: StreamPieces {
                 backend,
@@ -235,7 +235,11 @@ impl BackupStream {
                 self.deadline.base(),
             ))),
         };
-        self.failed = matches!(got, Some(Err(_)));
+        match &got {
+            Some(Ok(buf)) => self.deadline.received(buf.len() as u64),
+            Some(Err(_)) => self.failed = true,
+            None => {}
+        }
         got
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use opendal::ErrorKind;
 use zeroize::Zeroizing;
 
-use super::limits::{LISTING_ENTRY_BYTES, MAX_LISTING_ENTRIES, MIN_RATE};
+use super::limits::{LISTING_ENTRY_BYTES, MAX_DETAIL_CHARS, MAX_LISTING_ENTRIES, MIN_RATE};
 use super::location;
 use super::transport::ANSWER_TOO_LONG;
 use crate::error::ClientError;
@@ -61,8 +61,13 @@ impl Shared {
         };
         let status = status.map(|s| format!(" (HTTP {s})")).unwrap_or_default();
         // OpenDAL's text ends with the provider's answer, often several lines of XML or
-        // HTML: the first line says enough.
-        let detail = first_line(&text);
+        // HTML: the first line says enough, and a few hundred characters of it (a hostile
+        // provider's line can be megabytes). Scrubbed before it is cut, so that no part of
+        // a secret is left.
+        let detail = shorten(
+            &location::scrub(first_line(&text), &self.secrets),
+            MAX_DETAIL_CHARS,
+        );
         let message = if hint.is_empty() {
             format!("{detail}{status}")
         } else {
@@ -71,7 +76,7 @@ impl Shared {
         ClientError::Storage {
             action,
             retryable: transient,
-            message: location::scrub(&message, &self.secrets),
+            message,
         }
     }
 }
@@ -111,7 +116,7 @@ pub(super) fn listing_too_slow(
     }
 }
 
-/// A download that ran out of time with `received` of `size` bytes.
+/// A download that ran out of time with `received` of the `size` bytes listed.
 pub(super) fn download_too_slow(
     action: &'static str,
     received: u64,
@@ -123,8 +128,8 @@ pub(super) fn download_too_slow(
         action,
         message: format!(
             "timed out: the provider sent {received} of {size} bytes in {:.0} s, too slow \
-             (Coffer waits {:.0} s plus the time {} KiB/s takes); it is overloaded, or \
-             stalling",
+             (Coffer waits {:.0} s plus the time what arrived takes at {} KiB/s); it is \
+             overloaded, or stalling",
             waited.as_secs_f64(),
             base.as_secs_f64(),
             MIN_RATE >> 10
@@ -203,4 +208,29 @@ pub(super) fn too_long_read(segmented: Option<&str>, path: &str, asked: u64) -> 
 
 pub(super) fn first_line(s: &str) -> &str {
     s.lines().next().unwrap_or(s)
+}
+
+/// `s`, cut to at most `max` characters (on a character boundary), with "…" when cut.
+pub(crate) fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        None => s.to_string(),
+        Some((at, _)) => format!("{}…", &s[..at]),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn details_are_cut_on_a_character_boundary() {
+        assert_eq!(shorten("abc", 3), "abc");
+        assert_eq!(shorten("abcd", 3), "abc…");
+        assert_eq!(shorten("ééé", 2), "éé…");
+        let huge = "A".repeat(16 << 20);
+        assert_eq!(
+            shorten(&huge, MAX_DETAIL_CHARS).chars().count(),
+            MAX_DETAIL_CHARS + 1
+        );
+    }
 }

@@ -17,14 +17,19 @@ pub const MAX_LISTING_ENTRIES: usize = 100_000;
 /// page of 1,000 entries is about 300 KB; a WebDAV folder listing comes in one answer, of
 /// about 860 bytes an entry (wsgidav), so a WebDAV folder can list about 19,000 entries.
 pub const MAX_ANSWER_BYTES: u64 = 16 << 20;
+/// Bytes of an error answer (any status but 2xx) that are read: far more than any real
+/// error message, of which Coffer shows only the first line, cut short.
+pub const MAX_ERROR_ANSWER_BYTES: u64 = 64 << 10;
+/// Characters of a provider's own words that an error or notice repeats.
+pub const MAX_DETAIL_CHARS: usize = 300;
 /// The slowest transfer a download must keep up, in bytes per second (128 kbit/s: a
 /// phone on EDGE is faster).
 pub const MIN_RATE: u64 = 16 << 10;
 /// What one listing entry is taken to cost at [`MIN_RATE`]: more than a WebDAV or S3
 /// listing sends for one.
 pub const LISTING_ENTRY_BYTES: u64 = 1 << 10;
-/// The time every download and listing gets besides its size at [`MIN_RATE`]: enough for
-/// the connection, and the retries of a request (15 to 30 s with their backoff).
+/// The time every download and listing gets besides what it received at [`MIN_RATE`]:
+/// enough for the connection, and the retries of a request (15 to 30 s with their backoff).
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(120);
 
 /// The time [`MIN_RATE`] takes for `bytes`.
@@ -33,9 +38,13 @@ pub(super) fn time_at_min_rate(bytes: u64) -> Duration {
     Duration::from_secs(bytes / MIN_RATE).saturating_add(Duration::from_nanos(nanos))
 }
 
-/// Time allowed for waiting on a provider: a base, and more for every byte or entry it is
-/// to deliver. Only time spent waiting counts, not time that the caller spends on what it
-/// got (a slow disk during a restore is no fault of the provider).
+/// Time allowed for waiting on a provider: a base, and more for every byte or entry that
+/// has arrived. Only what arrived counts, never a size the provider lists (nothing
+/// authenticates it: a backup listed as 1 TB would otherwise buy a trickle years), so a
+/// provider slower than [`MIN_RATE`] runs out of time soon after the base, whatever it
+/// lists, and one at least that fast never does. Only time spent waiting counts, not time
+/// that the caller spends on what it got (a slow disk during a restore is no fault of the
+/// provider).
 #[derive(Debug, Clone)]
 pub(super) struct Deadline {
     base: Duration,
@@ -52,14 +61,14 @@ impl Deadline {
         }
     }
 
-    /// Allows the time `bytes` more take at [`MIN_RATE`].
-    pub(super) fn allow_bytes(&mut self, bytes: u64) {
+    /// `bytes` more arrived: allows the time they take at [`MIN_RATE`].
+    pub(super) fn received(&mut self, bytes: u64) {
         self.allowed = self.allowed.saturating_add(time_at_min_rate(bytes));
     }
 
-    /// Allows the time one more listing entry takes.
-    pub(super) fn allow_entry(&mut self) {
-        self.allow_bytes(LISTING_ENTRY_BYTES);
+    /// One more listing entry arrived: allows the time it takes.
+    pub(super) fn received_entry(&mut self) {
+        self.received(LISTING_ENTRY_BYTES);
     }
 
     pub(super) fn base(&self) -> Duration {
@@ -96,7 +105,7 @@ mod tests {
         assert_eq!(time_at_min_rate(1 << 30), Duration::from_secs(65_536));
         // Never overflows.
         let mut d = Deadline::new(Duration::MAX);
-        d.allow_bytes(u64::MAX);
+        d.received(u64::MAX);
         assert_eq!(d.allowed, Duration::MAX);
     }
 
@@ -107,9 +116,9 @@ mod tests {
         assert_eq!(d.wait(async { 7 }).await, Some(7));
         assert_eq!(d.wait(std::future::pending::<()>()).await, None);
         assert!(d.waited() >= Duration::from_millis(30));
-        // Once spent, nothing more is waited for, until more is allowed.
+        // Once spent, nothing more is waited for, until more arrived.
         assert_eq!(d.wait(async { 8 }).await, None);
-        d.allow_bytes(10 * MIN_RATE);
+        d.received(10 * MIN_RATE);
         assert_eq!(d.wait(async { 9 }).await, Some(9));
     }
 }

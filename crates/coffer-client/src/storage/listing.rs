@@ -150,7 +150,7 @@ impl Listing {
                         self.lister = None;
                         return Err(too_many_entries(self.action, &self.dir));
                     }
-                    self.deadline.allow_entry();
+                    self.deadline.received_entry();
                     return Ok(Some(entry));
                 }
             }

@@ -23,6 +23,7 @@
 
 mod download;
 mod errors;
+pub(crate) use errors::shorten;
 mod ids;
 pub mod limits;
 mod listing;
@@ -308,7 +309,6 @@ impl Storage {
             return Ok(Err(manifest::too_long(id, len)));
         }
         let mut deadline = Deadline::new(self.backend.deadline);
-        deadline.allow_bytes(len);
         let mut text = Vec::new();
         let action = "read a backup's segment list";
         match read_counted(&self.backend.op, path, 0..len, &mut deadline, &mut text).await {
