@@ -3,9 +3,11 @@
 //! [`status`]; what they share is here.
 
 mod backups;
+mod prune;
 mod status;
 
-pub use backups::{backup, decrypt, enable, list, prune, restore, verify};
+pub use backups::{backup, decrypt, enable, list, restore, verify};
+pub use prune::prune;
 pub use status::{disable, status};
 
 use std::io::{IsTerminal, Read};
