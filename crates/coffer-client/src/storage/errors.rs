@@ -148,8 +148,13 @@ pub(super) fn summary(e: &opendal::Error) -> String {
         return "timed out".into();
     }
     let line = first_line(&text);
-    let cause = line.rsplit(" => ").next().unwrap_or(line);
-    cause.chars().take(120).collect()
+    line.rsplit(" => ").next().unwrap_or(line).to_string()
+}
+
+/// A retry note's cause: scrubbed of secrets before it is cut short, so that no part of
+/// a secret survives a cut through its middle.
+pub(super) fn retry_cause(e: &opendal::Error, secrets: &[Zeroizing<String>]) -> String {
+    shorten(&location::scrub(&summary(e), secrets), 120)
 }
 
 /// The HTTP status in an OpenDAL error's context, if there is one.
@@ -221,6 +226,17 @@ pub(crate) fn shorten(s: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_secret_cut_through_by_a_retry_note_leaves_no_part_behind() {
+        let secret = "S3cr3tS3cr3tS3cr3tS3cr3t";
+        // The secret straddles the 120-character cut.
+        let text = format!("{}{secret} and more", "x".repeat(110));
+        let e = opendal::Error::new(opendal::ErrorKind::Unexpected, text);
+        let cause = retry_cause(&e, &[Zeroizing::new(secret.to_string())]);
+        assert!(!cause.contains("S3cr3t"), "{cause}");
+        assert!(cause.chars().count() <= 121, "{cause}");
+    }
 
     #[test]
     fn details_are_cut_on_a_character_boundary() {

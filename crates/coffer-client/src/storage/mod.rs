@@ -163,7 +163,7 @@ impl Storage {
                         notify.notice(&format!(
                             "storage {} failed ({}); retry {} of {} in {:.1} s",
                             ev.op,
-                            errors::summary(ev.err),
+                            errors::retry_cause(ev.err, &notify.secrets),
                             ev.attempt,
                             retries,
                             ev.retry_after.as_secs_f64()
